@@ -1,0 +1,1 @@
+"""Run models, hook their blocks, store activations and compute neuron indices."""

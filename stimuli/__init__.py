@@ -1,0 +1,1 @@
+"""Procedural, index-addressable stimulus sets and their labels."""

@@ -1,0 +1,1 @@
+"""Figures, unit cards and the static HTML atlas."""
