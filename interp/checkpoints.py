@@ -1,0 +1,287 @@
+"""Weights for `load_model`: open_clip configs and tags, the local cache, checkpoint files.
+
+Offline with no cached weights we fail in seconds (a short probe of the hub) instead of waiting
+through the hub client's retries; a checkpoint that does not fit says how many keys are off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import threading
+import urllib.request
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from interp.errors import ChromaError, UsageError
+
+log = logging.getLogger(__name__)
+
+HUB_URL = "https://huggingface.co"
+PROBE_TIMEOUT_S = 3.0
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+REMEDIES = ("use --pretrained none (untrained control) or --pretrained PATH (a local checkpoint), "
+            "or fetch the weights once while online")
+
+
+def supported_models() -> list[str]:
+    """open_clip model names with a ModifiedResNet visual tower (RN50, RN101, RN50x4, ...)."""
+    import open_clip
+
+    return [n for n in open_clip.list_models() if n.startswith("RN")]
+
+
+def pretrained_kind(model: str, pretrained: str) -> str:
+    """'none', 'tag' or 'path' for the --pretrained value of an open_clip model."""
+    import open_clip
+
+    if pretrained.lower() == "none":
+        return "none"
+    if open_clip.is_pretrained_cfg(model, pretrained):
+        return "tag"
+    path = Path(pretrained).expanduser()
+    if path.exists() or os.sep in pretrained or path.suffix in CHECKPOINT_SUFFIXES:
+        return "path"
+    tags = open_clip.list_pretrained_tags_by_model(model) or ["(none known)"]
+    raise UsageError(f"--pretrained {pretrained}: not a known open_clip tag for {model} "
+                     f"(known: {', '.join(tags)}) nor an existing file; "
+                     "use one of those, none, or a checkpoint path")
+
+
+def config_name(model: str, pretrained: str) -> str:
+    """The open_clip config to build: `RN50` + OpenAI weights (QuickGELU) -> `RN50-quickgelu`.
+
+    A tag decides by its own quick_gelu flag; `none` and checkpoint paths get the QuickGELU
+    variant, since every published CLIP ResNet (OpenAI's, open_clip's) was trained with it and
+    the untrained control should match the trained architecture.
+    """
+    import open_clip
+
+    if model not in supported_models():
+        raise UsageError(f"--model {model}: not an open_clip ResNet; supported: "
+                         f"{', '.join(supported_models())}, or package.module:factory")
+    if model.endswith("-quickgelu"):
+        return model
+    quick = f"{model}-quickgelu"
+    if pretrained_kind(model, pretrained) == "tag":
+        wants_quick = open_clip.get_pretrained_cfg(model, pretrained).get("quick_gelu", False)
+    else:
+        wants_quick = True
+    return quick if wants_quick and quick in open_clip.list_models() else model
+
+
+def build_open_clip(model: str, pretrained: str) -> tuple[nn.Module, str, dict | None]:
+    """The open_clip CLIP for (model, pretrained), built then loaded: (net, config name, identity).
+
+    Call under a seeded RNG for `none` (the untrained control).
+    """
+    import open_clip
+    from open_clip.model import set_model_preprocess_cfg
+
+    name = config_name(model, pretrained)
+    kind = pretrained_kind(model, pretrained)
+    path = cached_or_fetch(model, pretrained) if kind == "tag" else None
+    with _quiet_random_init_warning():
+        net = open_clip.create_model(name, pretrained=None, device="cpu")
+    identity = None
+    if kind == "tag":
+        load_into(net, str(path), model)
+        cfg = open_clip.get_pretrained_cfg(model, pretrained)
+        set_model_preprocess_cfg(net, {**net.visual.preprocess_cfg,
+                                       "mean": cfg.get("mean", net.visual.image_mean),
+                                       "std": cfg.get("std", net.visual.image_std)})
+        identity = {"tag": pretrained, "file": str(path)}
+    elif kind == "path":
+        identity = load_into(net, pretrained, model)
+    return net, name, identity
+
+
+@contextlib.contextmanager
+def _quiet_random_init_warning():
+    """Drop open_clip's "initialized randomly" warning: we load the weights ourselves."""
+    def keep(record: logging.LogRecord) -> bool:
+        return "Model initialized randomly" not in record.getMessage()
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+
+
+# ---- the cache and the hub ----------------------------------------------------------------
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment now (not at import time)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]) / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(xdg) / "huggingface" / "hub"
+
+
+def url_cache_dirs() -> list[Path]:
+    """Where weights downloaded by URL (OpenAI's .pt files) may be: open_clip's default and ours."""
+    return [Path(os.path.expanduser("~/.cache/clip")), hf_cache_dir()]
+
+
+def cached_weights(model: str, tag: str) -> Path | None:
+    """The cached weights file of an open_clip tag, or None; never touches the network."""
+    import open_clip
+    from huggingface_hub import try_to_load_from_cache
+
+    cfg = open_clip.get_pretrained_cfg(model, tag)
+    if cfg.get("file"):
+        return Path(cfg["file"])
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        repo, filename = os.path.split(hub)
+        names = [filename] if filename else ["open_clip_model.safetensors",
+                                             "open_clip_pytorch_model.bin"]
+        for name in names:
+            hit = try_to_load_from_cache(repo, name, cache_dir=str(hf_cache_dir()))
+            if isinstance(hit, str):
+                return Path(hit)
+    url = cfg.get("url", "")
+    if url:
+        for folder in url_cache_dirs():
+            candidate = folder / os.path.basename(url)
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def hub_reachable(url: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """A short probe of the hub, bounded in time even if name resolution hangs."""
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url or HUB_URL, method="HEAD"),
+                                   timeout=timeout)
+            result.append(True)
+        except Exception as err:  # noqa: BLE001 - any failure means "not reachable"
+            result.append(getattr(err, "code", 0) in (301, 302, 401, 403, 404, 405))
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    return bool(result and result[0])
+
+
+def cached_or_fetch(model: str, tag: str) -> Path:
+    """The weights file of a tag: from the cache, else downloaded if the hub answers at once."""
+    import open_clip
+
+    path = cached_weights(model, tag)
+    if path is not None:
+        log.info("weights %s/%s from the cache: %s", model, tag, path)
+        return path
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if offline or not hub_reachable():
+        why = "HF_HUB_OFFLINE is set" if offline else f"{HUB_URL} is unreachable"
+        raise ChromaError(f"weights {model}/{tag} are not cached ({hf_cache_dir()}) and {why}; "
+                          f"{REMEDIES}")
+    log.info("downloading weights %s/%s (once; cached in %s)", model, tag, hf_cache_dir())
+    try:
+        target = open_clip.download_pretrained(open_clip.get_pretrained_cfg(model, tag),
+                                               cache_dir=str(hf_cache_dir()))
+    except Exception as err:  # noqa: BLE001 - the hub client raises many kinds
+        raise ChromaError(f"download of {model}/{tag} failed ({_first_line(err)}); "
+                          f"{REMEDIES}") from None
+    return Path(target)
+
+
+# ---- checkpoint files ---------------------------------------------------------------------
+
+def file_identity(path: Path) -> dict:
+    """Absolute path, size and sha256 of the first MiB: identifies a checkpoint cheaply."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 20)
+    return {"path": str(path.resolve()), "size": path.stat().st_size,
+            "sha256_first_mib": hashlib.sha256(head).hexdigest()}
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from a file: plain, `{"state_dict": ...}`, DDP `module.` keys, TorchScript."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        state = load_file(str(path), device="cpu")
+    else:
+        state = _torch_load(path)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not state:
+        raise ChromaError(f"--pretrained {path}: no state dict in the file "
+                          f"(found {type(state).__name__}); save model.state_dict()")
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    for key in ("input_resolution", "context_length", "vocab_size"):
+        state.pop(key, None)
+    return state
+
+
+def _torch_load(path: Path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as first:  # noqa: BLE001 - try TorchScript before giving up
+        try:
+            return torch.jit.load(str(path), map_location="cpu").state_dict()
+        except Exception:  # noqa: BLE001
+            raise ChromaError(f"--pretrained {path}: cannot read it as a torch checkpoint "
+                              f"({_first_line(first)})") from None
+
+
+def load_into(net: nn.Module, pretrained: str, model: str) -> dict:
+    """Load a checkpoint file into `net` strictly; a misfit is a ChromaError with the key counts."""
+    path = Path(pretrained).expanduser()
+    if not path.is_file():
+        raise ChromaError(f"--pretrained {pretrained}: no such file; give an existing "
+                          "checkpoint path, an open_clip tag, or none")
+    state = _adapt(net, read_state_dict(path))
+    _check_fit(net, state, path, model)
+    net.load_state_dict(state, strict=True)
+    log.info("loaded weights from %s", path)
+    return file_identity(path)
+
+
+def _adapt(net: nn.Module, state: dict) -> dict:
+    """open_clip's own conversions (third-party layouts, logit_scale shape) for CLIP models."""
+    if hasattr(net, "logit_scale") and hasattr(net, "visual"):
+        from open_clip.convert import convert_state_dict
+        state = convert_state_dict(net, state)
+        scale = state.get("logit_scale")
+        if scale is not None and scale.ndim != net.logit_scale.ndim:
+            state["logit_scale"] = scale.reshape(net.logit_scale.shape)
+    return state
+
+
+def _check_fit(net: nn.Module, state: dict, path: Path, model: str) -> None:
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [k for k in expected
+             if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or wrong:
+        raise ChromaError(
+            f"--pretrained {path} does not fit {model}: {len(missing)} missing keys "
+            f"{_few(missing)}, {len(unexpected)} unexpected keys {_few(unexpected)}, "
+            f"{len(wrong)} of wrong shape {_few(wrong)}; check --model matches the checkpoint")
+
+
+def _few(keys: list[str], n: int = 3) -> str:
+    if not keys:
+        return "()"
+    more = f", … +{len(keys) - n}" if len(keys) > n else ""
+    return f"({', '.join(keys[:n])}{more})"
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else type(err).__name__

@@ -1,0 +1,246 @@
+"""Load the network to dissect: open_clip ResNets, torchvision-style ResNets or any nn.Module.
+
+`load_model` returns a `LoadedModel`: the visual tower in eval mode, its hook points (`blocks`,
+dotted module paths relative to the visual tower), its input size and normalisation, and for CLIP
+models the full model and tokenizer (docs/architecture.md, "Models").
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from interp.errors import ChromaError, UsageError
+
+log = logging.getLogger(__name__)
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+CLIP_IMAGE_SIZE = 224
+BLOCK_CLASS_NAMES = ("Bottleneck", "BasicBlock")
+MAX_LISTED_MODULES = 40
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for hooking: visual tower, hook points, preprocessing and identity."""
+
+    model: str
+    pretrained: str
+    seed: int
+    visual: nn.Module
+    blocks: dict[str, nn.Module]
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    clip: nn.Module | None = None
+    tokenizer: Any = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    config_name: str | None = None
+    layers_given: bool = False
+    checkpoint: dict | None = None
+    map_shapes: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        """JSON-able identity of the model: what was loaded, hook points and their sizes."""
+        return {
+            "model": self.model,
+            "pretrained": self.pretrained,
+            "seed": self.seed,
+            "layers": list(self.blocks),
+            "open_clip_config": self.config_name,
+            "checkpoint": self.checkpoint,
+            "image_size": self.image_size,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "n_units": {name: shape[0] for name, shape in self.map_shapes.items()},
+            "map_shapes": {name: list(shape[1:]) for name, shape in self.map_shapes.items()},
+            "total_units": sum(shape[0] for shape in self.map_shapes.values()),
+        }
+
+
+def unit_counts(loaded: LoadedModel) -> dict[str, int]:
+    """Number of units (channels) of each hooked block, in block order."""
+    return {name: shape[0] for name, shape in loaded.map_shapes.items()}
+
+
+def resolve_device(text: str | torch.device) -> torch.device:
+    """Parse `cpu`, `cuda` or `cuda:K` and check the device exists here."""
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {text}: not a device; use cpu, cuda or cuda:K") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ChromaError(f"--device {text}: no CUDA GPU is visible to torch here; "
+                              "use --device cpu")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ChromaError(f"--device {text}: only {count} CUDA GPU(s) here "
+                              f"(cuda:0 … cuda:{count - 1})")
+    elif device.type != "cpu" and device.type != "mps":
+        raise UsageError(f"--device {text}: unsupported device type; use cpu, cuda or cuda:K")
+    return device
+
+
+def tiny_clip(seed: int | None = None) -> nn.Module:
+    """A small open_clip CLIP (ModifiedResNet 1-1-1-1, width 8, 64 px) for tests; seeded init.
+
+    seed None takes torch's current seed, so `load_model("interp.models:tiny_clip", seed=N)`
+    gives the weights of seed N.
+    """
+    import open_clip
+    from open_clip.model import set_model_preprocess_cfg
+
+    vision_cfg = {"layers": (1, 1, 1, 1), "width": 8, "image_size": 64, "head_width": 16}
+    text_cfg = {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(torch.initial_seed() if seed is None else seed)
+        model = open_clip.CLIP(embed_dim=32, vision_cfg=vision_cfg, text_cfg=text_cfg,
+                               quick_gelu=True)
+    set_model_preprocess_cfg(model, {"size": 64, "mean": CLIP_MEAN, "std": CLIP_STD,
+                                     "interpolation": "bicubic", "resize_mode": "shortest"})
+    return model.eval()
+
+
+def is_clip(module: nn.Module) -> bool:
+    """True for an open_clip-style CLIP model (visual tower plus text tower)."""
+    return all(hasattr(module, a) for a in ("visual", "encode_image", "encode_text"))
+
+
+def find_blocks(visual: nn.Module) -> dict[str, nn.Module]:
+    """Every residual block (Bottleneck, BasicBlock) of the tower by dotted path, outermost only."""
+    blocks: dict[str, nn.Module] = {}
+    for name, module in visual.named_modules():
+        inside = any(name.startswith(f"{b}.") for b in blocks)
+        if name and not inside and type(module).__name__ in BLOCK_CLASS_NAMES:
+            blocks[name] = module
+    return blocks
+
+
+def select_layers(visual: nn.Module, layers: list[str] | None, found: dict[str, nn.Module],
+                  model_name: str) -> dict[str, nn.Module]:
+    """The hook points: `layers` if given (each must name a module), else the discovered blocks."""
+    if not layers:
+        if not found:
+            raise UsageError(f"no residual blocks found in {model_name}; name the hook points "
+                             "with --layers a,b,... (dotted module paths of the model)")
+        return found
+    modules = dict(visual.named_modules())
+    unknown = [name for name in layers if name not in modules or not name]
+    if unknown:
+        raise UsageError(f"unknown layer(s) {', '.join(map(repr, unknown))} in {model_name}; "
+                         f"{_valid_layers_hint(modules, found)}")
+    return {name: modules[name] for name in layers}
+
+
+def _valid_layers_hint(modules: dict[str, nn.Module], found: dict[str, nn.Module]) -> str:
+    names = [n for n in modules if n]
+    if len(names) <= MAX_LISTED_MODULES:
+        return f"valid: {', '.join(names)}"
+    listed = ", ".join(found) if found else ", ".join(names[:MAX_LISTED_MODULES]) + ", …"
+    return (f"blocks: {listed} (any dotted module path works; "
+            "list them with python -c 'print(*dict(model.named_modules()))')")
+
+
+@torch.no_grad()
+def probe_shapes(visual: nn.Module, blocks: dict[str, nn.Module], image_size: int,
+                 device: torch.device) -> dict[str, tuple[int, int, int]]:
+    """Output (C, H, W) of each hook point, from one forward pass on a zero image."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    handles = [module.register_forward_hook(_shape_recorder(shapes, name))
+               for name, module in blocks.items()]
+    try:
+        dtype = next(visual.parameters(), torch.empty(0)).dtype
+        visual(torch.zeros(1, 3, image_size, image_size, device=device, dtype=dtype))
+    finally:
+        for handle in handles:
+            handle.remove()
+    for name in blocks:
+        shape = shapes.get(name)
+        if shape is None or len(shape) != 4:
+            raise UsageError(f"layer {name!r} does not output an (N, C, H, W) map "
+                             f"(got {shape or 'nothing'}); choose other --layers")
+    return {name: tuple(shapes[name][1:]) for name in blocks}
+
+
+def _shape_recorder(shapes: dict, name: str):
+    def hook(_module, _inputs, output):
+        shapes[name] = tuple(output.shape) if isinstance(output, torch.Tensor) else None
+    return hook
+
+
+def load_factory(spec: str) -> nn.Module:
+    """Import `package.module:factory` and call it with no arguments."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise UsageError(f"--model {spec}: cannot import {attr!r} from {module_name!r} ({err}); "
+                         "use package.module:factory") from None
+    module = factory()
+    if not isinstance(module, nn.Module):
+        raise UsageError(f"--model {spec}: the factory returned {type(module).__name__}, "
+                         "not a torch nn.Module")
+    return module
+
+
+def load_model(model: str = "RN50", pretrained: str = "openai", *, seed: int = 0,
+               layers: list[str] | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+    """Build the model with its weights, find its hook points, put it in eval mode on `device`."""
+    from interp import checkpoints
+
+    dev = resolve_device(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if ":" in model:
+            net, config_name, identity = load_factory(model), None, None
+            if pretrained not in ("none", ""):
+                identity = checkpoints.load_into(net, pretrained, model)
+        else:
+            net, config_name, identity = checkpoints.build_open_clip(model, pretrained)
+    net = net.to(dev).eval()
+    loaded = _wrap(net, model, pretrained, seed, layers, dev)
+    loaded.config_name = config_name
+    loaded.checkpoint = identity
+    if identity and "path" in identity:
+        loaded.pretrained = identity["path"]
+    log.info("loaded %s (%s) with %d hook points, %d units on %s", model, loaded.pretrained,
+             len(loaded.blocks), sum(unit_counts(loaded).values()), dev)
+    return loaded
+
+
+def _wrap(net: nn.Module, model: str, pretrained: str, seed: int, layers: list[str] | None,
+          device: torch.device) -> LoadedModel:
+    clip = net if is_clip(net) else None
+    visual = net.visual if clip is not None else net
+    tokenizer = None
+    if clip is not None:
+        import open_clip
+        tokenizer = open_clip.SimpleTokenizer(context_length=getattr(clip, "context_length", 77))
+    image_size, mean, std = _preprocessing(visual)
+    found = find_blocks(visual)
+    blocks = select_layers(visual, layers, found, model)
+    loaded = LoadedModel(model=model, pretrained=pretrained, seed=seed, visual=visual,
+                         blocks=blocks, image_size=image_size, mean=mean, std=std, clip=clip,
+                         tokenizer=tokenizer, device=device, layers_given=bool(layers))
+    loaded.map_shapes = probe_shapes(visual, blocks, image_size, device)
+    return loaded
+
+
+def _preprocessing(visual: nn.Module) -> tuple[int, tuple, tuple]:
+    """Input size, mean and std: open_clip's preprocess cfg, the module's attributes, or CLIP's."""
+    cfg = getattr(visual, "preprocess_cfg", None) or {}
+    size = cfg.get("size", getattr(visual, "image_size", CLIP_IMAGE_SIZE))
+    mean = cfg.get("mean", getattr(visual, "image_mean", getattr(visual, "mean", CLIP_MEAN)))
+    std = cfg.get("std", getattr(visual, "image_std", getattr(visual, "std", CLIP_STD)))
+    if isinstance(size, (tuple, list)):
+        if size[0] != size[-1]:
+            raise ChromaError(f"non-square input size {tuple(size)} is not supported")
+        size = size[0]
+    return int(size), tuple(float(v) for v in mean), tuple(float(v) for v in std)
