@@ -12,6 +12,8 @@ import logging
 import os
 import threading
 import urllib.request
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -43,13 +45,18 @@ def pretrained_kind(model: str, pretrained: str) -> str:
         return "none"
     if open_clip.is_pretrained_cfg(model, pretrained):
         return "tag"
-    path = Path(pretrained).expanduser()
-    if path.exists() or os.sep in pretrained or path.suffix in CHECKPOINT_SUFFIXES:
+    if looks_like_path(pretrained):
         return "path"
     tags = open_clip.list_pretrained_tags_by_model(model) or ["(none known)"]
     raise UsageError(f"--pretrained {pretrained}: not a known open_clip tag for {model} "
                      f"(known: {', '.join(tags)}) nor an existing file; "
                      "use one of those, none, or a checkpoint path")
+
+
+def looks_like_path(text: str) -> bool:
+    """True for an existing file or anything spelled like a path or a checkpoint file name."""
+    path = Path(text).expanduser()
+    return path.exists() or os.sep in text or "/" in text or path.suffix in CHECKPOINT_SUFFIXES
 
 
 def config_name(model: str, pretrained: str) -> str:
@@ -228,14 +235,23 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _torch_load(path: Path):
+    """torch.load with weights_only; TorchScript archives (OpenAI's .pt) through torch.jit."""
     try:
+        if _is_torchscript(path):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                return torch.jit.load(str(path), map_location="cpu").state_dict()
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as first:  # noqa: BLE001 - try TorchScript before giving up
-        try:
-            return torch.jit.load(str(path), map_location="cpu").state_dict()
-        except Exception:  # noqa: BLE001
-            raise ChromaError(f"--pretrained {path}: cannot read it as a torch checkpoint "
-                              f"({_first_line(first)})") from None
+    except Exception as err:  # noqa: BLE001 - unpickling raises many kinds
+        raise ChromaError(f"--pretrained {path}: cannot read it as a torch checkpoint "
+                          f"({_first_line(err)})") from None
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("constants.pkl") for name in archive.namelist())
 
 
 def load_into(net: nn.Module, pretrained: str, model: str) -> dict:

@@ -144,8 +144,8 @@ def _valid_layers_hint(modules: dict[str, nn.Module], found: dict[str, nn.Module
     if len(names) <= MAX_LISTED_MODULES:
         return f"valid: {', '.join(names)}"
     listed = ", ".join(found) if found else ", ".join(names[:MAX_LISTED_MODULES]) + ", …"
-    return (f"blocks: {listed} (any dotted module path works; "
-            "list them with python -c 'print(*dict(model.named_modules()))')")
+    return (f"blocks: {listed}; any dotted module path of the visual tower also works "
+            f"(e.g. {names[-1]})")
 
 
 @torch.no_grad()
@@ -199,9 +199,8 @@ def load_model(model: str = "RN50", pretrained: str = "openai", *, seed: int = 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if ":" in model:
-            net, config_name, identity = load_factory(model), None, None
-            if pretrained not in ("none", ""):
-                identity = checkpoints.load_into(net, pretrained, model)
+            net, config_name = load_factory(model), None
+            pretrained, identity = _factory_weights(net, model, pretrained)
         else:
             net, config_name, identity = checkpoints.build_open_clip(model, pretrained)
     net = net.to(dev).eval()
@@ -213,6 +212,20 @@ def load_model(model: str = "RN50", pretrained: str = "openai", *, seed: int = 0
     log.info("loaded %s (%s) with %d hook points, %d units on %s", model, loaded.pretrained,
              len(loaded.blocks), sum(unit_counts(loaded).values()), dev)
     return loaded
+
+
+def _factory_weights(net: nn.Module, model: str, pretrained: str) -> tuple[str, dict | None]:
+    """Load a checkpoint file into a factory's module; a tag (e.g. the default openai) keeps
+    the factory's own weights, since tags only name open_clip weights."""
+    from interp import checkpoints
+
+    if pretrained.lower() == "none":
+        return "none", None
+    if checkpoints.looks_like_path(pretrained):
+        return pretrained, checkpoints.load_into(net, pretrained, model)
+    log.warning("--pretrained %s names open_clip weights; %s keeps the weights its factory "
+                "gives (use --pretrained PATH to load a checkpoint)", pretrained, model)
+    return "none", None
 
 
 def _wrap(net: nn.Module, model: str, pretrained: str, seed: int, layers: list[str] | None,

@@ -1,0 +1,247 @@
+"""Model loading: block discovery, seeds, checkpoints, weights offline, devices (interp.models)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import types
+
+import open_clip
+import pytest
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock
+
+from interp import checkpoints
+from interp.errors import ChromaError, UsageError
+from interp.models import load_model, resolve_device, tiny_clip, unit_counts
+
+TINY = "interp.models:tiny_clip"
+RN50_BLOCKS = [f"layer{i}.{j}" for i, n in enumerate((3, 4, 6, 3), start=1) for j in range(n)]
+
+
+@pytest.fixture(scope="module")
+def rn50():
+    return load_model("RN50", "none", seed=0)
+
+
+@pytest.fixture
+def offline_home(tmp_path, monkeypatch):
+    """Empty caches: every cache location the hub client or open_clip reads points into tmp."""
+    for var in ("HF_HOME", "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def factories(monkeypatch):
+    """An importable module `fake_factories` with small custom networks."""
+    module = types.ModuleType("fake_factories")
+
+    def plain_net() -> nn.Module:
+        net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, stride=2))
+        net.image_size, net.mean, net.std = 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+        return net
+
+    def block_net() -> nn.Module:
+        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), BasicBlock(8, 8), BasicBlock(8, 8))
+
+    module.plain_net, module.block_net = plain_net, block_net
+    monkeypatch.setitem(sys.modules, "fake_factories", module)
+    return module
+
+
+def test_rn50_blocks_units_and_quickgelu(rn50):
+    assert list(rn50.blocks) == RN50_BLOCKS
+    counts = unit_counts(rn50)
+    assert sum(counts.values()) == 15104
+    assert counts["layer1.0"] == 256 and counts["layer4.2"] == 2048
+    described = json.loads(json.dumps(rn50.describe()))
+    assert described["total_units"] == 15104
+    assert described["map_shapes"]["layer1.0"] == [56, 56]
+    assert described["map_shapes"]["layer4.2"] == [7, 7]
+    assert described["open_clip_config"] == "RN50-quickgelu"
+    assert (rn50.image_size, rn50.mean) == (224, open_clip.OPENAI_DATASET_MEAN)
+    gelu = rn50.clip.transformer.resblocks[0].mlp.gelu
+    assert type(gelu).__name__ == "QuickGELU"
+    assert not rn50.visual.training and rn50.tokenizer(["red"]).shape == (1, 77)
+
+
+def test_openai_tags_resolve_to_quickgelu_configs():
+    assert checkpoints.config_name("RN50", "openai") == "RN50-quickgelu"
+    assert checkpoints.config_name("RN101", "yfcc15m") == "RN101-quickgelu"
+    assert checkpoints.config_name("RN50x4", "none") == "RN50x4-quickgelu"
+    assert checkpoints.config_name("RN50-quickgelu", "openai") == "RN50-quickgelu"
+
+
+def test_unknown_model_and_tag_list_the_valid_ones():
+    with pytest.raises(UsageError, match="RN50x16"):
+        load_model("RN49", "none")
+    with pytest.raises(UsageError, match="openai, yfcc15m, cc12m"):
+        load_model("RN50", "laion2b")
+
+
+def test_tiny_clip_blocks_and_speed():
+    loaded = load_model(TINY, "none")
+    assert list(loaded.blocks) == ["layer1.0", "layer2.0", "layer3.0", "layer4.0"]
+    assert unit_counts(loaded) == {"layer1.0": 32, "layer2.0": 64, "layer3.0": 128,
+                                   "layer4.0": 256}
+    assert loaded.describe()["map_shapes"]["layer1.0"] == [16, 16]
+    assert loaded.image_size == 64 and loaded.clip is not None
+    images = torch.randn(8, 3, 64, 64)
+    start = time.perf_counter()
+    with torch.no_grad():
+        image_emb = loaded.clip.encode_image(images)
+        text_emb = loaded.clip.encode_text(loaded.tokenizer(["red", "the text says blue"]))
+    assert time.perf_counter() - start < 1.0
+    assert image_emb.shape == (8, 32) and text_emb.shape == (2, 32)
+
+
+def test_torchvision_factory_finds_basic_blocks():
+    loaded = load_model("torchvision.models:resnet18", "none")
+    assert list(loaded.blocks) == [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)]
+    assert sum(unit_counts(loaded).values()) == 2 * (64 + 128 + 256 + 512)
+    assert loaded.clip is None and loaded.tokenizer is None
+    assert loaded.describe()["map_shapes"]["layer4.1"] == [7, 7]
+
+
+def test_factory_attributes_and_layers(factories):
+    with pytest.raises(UsageError, match="--layers"):
+        load_model("fake_factories:plain_net", "none")
+    loaded = load_model("fake_factories:plain_net", "none", layers=["2", "0"])
+    assert list(loaded.blocks) == ["2", "0"]
+    assert (loaded.image_size, loaded.mean, loaded.std) == (32, (0.5,) * 3, (0.25,) * 3)
+    assert loaded.describe()["map_shapes"] == {"2": [15, 15], "0": [32, 32]}
+    assert unit_counts(loaded) == {"2": 6, "0": 4}
+
+
+def test_unknown_layer_lists_valid_ones(factories):
+    with pytest.raises(UsageError, match=r"'layer9'.*layer1\.0, layer2\.0, layer3\.0, layer4\.0"):
+        load_model(TINY, "none", layers=["layer9"])
+    with pytest.raises(UsageError, match=r"valid: 0, 1, 2") as err:
+        load_model("fake_factories:plain_net", "none", layers=["3"])
+    assert "\n" not in str(err.value)
+
+
+def test_layers_override_any_module():
+    loaded = load_model(TINY, "none", layers=["layer3.0.conv1", "layer2.0"])
+    assert unit_counts(loaded) == {"layer3.0.conv1": 32, "layer2.0": 64}
+
+
+def test_seeded_untrained_control_is_reproducible():
+    first = load_model(TINY, "none", seed=1).clip.state_dict()
+    again = load_model(TINY, "none", seed=1).clip.state_dict()
+    other = load_model(TINY, "none", seed=2).clip.state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not torch.equal(first["visual.conv1.weight"], other["visual.conv1.weight"])
+    tv_a = load_model("torchvision.models:resnet18", "none", seed=3).visual.conv1.weight
+    tv_b = load_model("torchvision.models:resnet18", "none", seed=3).visual.conv1.weight
+    assert torch.equal(tv_a, tv_b)
+
+
+@pytest.mark.parametrize("layout", ["plain", "wrapped", "ddp"])
+def test_checkpoint_saved_by_the_test_loads(tmp_path, layout):
+    source = tiny_clip(seed=7)
+    state = source.state_dict()
+    payload = {"plain": state, "wrapped": {"state_dict": state, "epoch": 3},
+               "ddp": {f"module.{k}": v for k, v in state.items()}}[layout]
+    path = tmp_path / "ckpt.pt"
+    torch.save(payload, path)
+    loaded = load_model(TINY, str(path), seed=0)
+    assert all(torch.equal(v, loaded.clip.state_dict()[k]) for k, v in state.items())
+    described = loaded.describe()
+    assert described["pretrained"] == str(path.resolve())
+    assert described["checkpoint"]["size"] == path.stat().st_size
+    assert len(described["checkpoint"]["sha256_first_mib"]) == 64
+
+
+def test_torchscript_checkpoint_loads(tmp_path, factories):
+    torch.manual_seed(11)
+    scripted = torch.jit.script(factories.block_net())
+    path = tmp_path / "net.pt"
+    scripted.save(str(path))
+    loaded = load_model("fake_factories:block_net", str(path))
+    assert list(loaded.blocks) == ["1", "2"]
+    assert torch.equal(loaded.visual[0].weight, scripted.state_dict()["0.weight"])
+
+
+def test_mismatched_checkpoint_counts_keys(tmp_path):
+    state = tiny_clip(seed=0).state_dict()
+    del state["visual.conv1.weight"], state["visual.bn1.weight"]
+    state["head.extra"] = torch.zeros(2)
+    path = tmp_path / "bad.pt"
+    torch.save(state, path)
+    with pytest.raises(ChromaError, match=r"2 missing keys \(visual\.conv1\.weight.*"
+                                          r"1 unexpected keys \(head\.extra\)") as err:
+        load_model(TINY, str(path))
+    assert "\n" not in str(err.value)
+
+
+def test_missing_checkpoint_path_is_named(tmp_path):
+    missing = tmp_path / "nowhere.pt"
+    with pytest.raises(ChromaError, match=str(missing)):
+        load_model(TINY, str(missing))
+
+
+def _assert_offline_error_fast(model: str = "RN50", tag: str = "openai") -> str:
+    start = time.perf_counter()
+    with pytest.raises(ChromaError) as err:
+        load_model(model, tag)
+    assert time.perf_counter() - start < 5.0
+    message = str(err.value)
+    assert "--pretrained none" in message and "--pretrained PATH" in message
+    return message
+
+
+def test_offline_error_is_fast_with_hub_offline(offline_home, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert "not cached" in _assert_offline_error_fast()
+
+
+def test_offline_error_is_fast_when_hub_unreachable(offline_home, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(checkpoints, "HUB_URL", "http://127.0.0.1:9")
+    assert "unreachable" in _assert_offline_error_fast()
+
+
+def test_cached_tag_weights_load_without_network(offline_home, monkeypatch):
+    """A tag whose weights sit in the hub cache loads offline, with the tag's mean/std."""
+    tiny_cfg = {"embed_dim": 32, "quick_gelu": True,
+                "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 8,
+                               "head_width": 16},
+                "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32,
+                             "heads": 2, "layers": 1}}
+    plain_cfg = {**tiny_cfg, "quick_gelu": False}
+    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, "RNtiny", plain_cfg)
+    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, "RNtiny-quickgelu", tiny_cfg)
+    tag = {"hf_hub": "timm/rntiny_clip.openai/", "mean": (0.5, 0.5, 0.5),
+           "std": (0.2, 0.2, 0.2), "quick_gelu": True}
+    monkeypatch.setitem(open_clip.pretrained._PRETRAINED, "RNtiny", {"openai": tag})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    torch.manual_seed(5)
+    source = open_clip.create_model("RNtiny-quickgelu")
+    repo = offline_home / "hf_home" / "hub" / "models--timm--rntiny_clip.openai"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    torch.save(source.state_dict(), repo / "snapshots" / "abc123" / "open_clip_pytorch_model.bin")
+
+    loaded = load_model("RNtiny", "openai", seed=0)
+    assert loaded.config_name == "RNtiny-quickgelu"
+    assert (loaded.mean, loaded.std) == ((0.5,) * 3, (0.2,) * 3)
+    assert torch.equal(loaded.visual.conv1.weight, source.visual.conv1.weight)
+    assert loaded.describe()["pretrained"] == "openai"
+
+
+def test_device_errors():
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(UsageError, match="gpu"):
+        resolve_device("gpu")
+    with pytest.raises(ChromaError, match="cuda:99"):
+        resolve_device("cuda:99")
+    if not torch.cuda.is_available():
+        with pytest.raises(ChromaError, match="--device cpu"):
+            load_model(TINY, "none", device="cuda")
+
