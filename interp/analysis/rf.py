@@ -1,0 +1,223 @@
+"""Receptive fields: the input box of a unit at map position (y, x) of a block.
+
+Exact composition of kernels, strides, paddings, dilations and pools for ResNet-style modules
+(open_clip ModifiedResNet with its 3-conv stem and anti-aliased AvgPool downsampling, torchvision
+ResNets): children are walked in registration order, residual blocks (those with a `downsample`
+attribute) take the union of their main path and shortcut. Anything else is measured by
+gradients on a positive copy of the model. Per axis, a map position i covers input pixels
+[scale * i + offset, scale * i + offset + size), possibly beyond the image border.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from interp.errors import ChromaError
+
+
+@dataclass(frozen=True)
+class Axis:
+    """Input interval of map position i along one axis: [scale*i + offset, ... + size)."""
+
+    scale: int = 1
+    offset: int = 0
+    size: int = 1
+
+    def then(self, kernel: int, stride: int, padding: int, dilation: int = 1) -> Axis:
+        """This mapping followed by a sliding window (conv or pool) of the given geometry."""
+        span = dilation * (kernel - 1) + 1
+        return Axis(self.scale * stride, self.offset - self.scale * padding,
+                    self.scale * (span - 1) + self.size)
+
+    def union(self, other: Axis) -> Axis:
+        if self.scale != other.scale:
+            raise ChromaError("residual branches with different strides; cannot compose fields")
+        offset = min(self.offset, other.offset)
+        end = max(self.offset + self.size, other.offset + other.size)
+        return Axis(self.scale, offset, end - offset)
+
+
+@dataclass(frozen=True)
+class Field:
+    """Receptive-field geometry of one block (y axis, x axis)."""
+
+    y: Axis
+    x: Axis
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.y.size, self.x.size
+
+    def box(self, y: int, x: int) -> tuple[int, int, int, int]:
+        """(y0, y1, x0, x1), half-open, in input pixels; may extend beyond the image."""
+        y0, x0 = self.y.scale * y + self.y.offset, self.x.scale * x + self.x.offset
+        return y0, y0 + self.y.size, x0, x0 + self.x.size
+
+    def then(self, module: nn.Module) -> Field:
+        k, s, p, d = _window(module)
+        return Field(self.y.then(k[0], s[0], p[0], d[0]), self.x.then(k[1], s[1], p[1], d[1]))
+
+    def union(self, other: Field) -> Field:
+        return Field(self.y.union(other.y), self.x.union(other.x))
+
+
+IDENTITY = Field(Axis(), Axis())
+_SHAPE_PRESERVING = (nn.BatchNorm2d, nn.ReLU, nn.Identity, nn.GELU, nn.SiLU, nn.GroupNorm,
+                     nn.Dropout, nn.LeakyReLU, nn.Sigmoid, nn.Tanh)
+
+
+class UnsupportedModule(Exception):
+    """A module whose geometry the exact composition does not know."""
+
+
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _window(m: nn.Module) -> tuple[tuple, tuple, tuple, tuple]:
+    """(kernel, stride, padding, dilation) pairs of a conv or pool module."""
+    if isinstance(m, nn.Conv2d) and not isinstance(m.padding, str):
+        return _pair(m.kernel_size), _pair(m.stride), _pair(m.padding), _pair(m.dilation)
+    if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) and not getattr(m, "ceil_mode", False):
+        stride = m.stride if m.stride is not None else m.kernel_size
+        dilation = getattr(m, "dilation", 1)
+        return _pair(m.kernel_size), _pair(stride), _pair(m.padding), _pair(dilation)
+    raise UnsupportedModule(type(m).__name__)
+
+
+def _compose(field: Field, module: nn.Module, target: nn.Module) -> tuple[Field, bool]:
+    """Field after `module` (True when `target` was reached inside it)."""
+    if module is target:
+        return _compose_inner(field, module, None)[0], True
+    return _compose_inner(field, module, target)
+
+
+def _compose_inner(field: Field, module: nn.Module, target) -> tuple[Field, bool]:
+    if isinstance(module, _SHAPE_PRESERVING):
+        return field, False
+    if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+        return field.then(module), False
+    if hasattr(module, "downsample"):  # a residual block: main path and shortcut, unioned
+        main = field
+        for child in module.children():
+            if child is module.downsample:
+                continue
+            main, found = _compose(main, child, target)
+            if found:
+                raise UnsupportedModule("hook point inside a residual block")
+        short = field if module.downsample is None else _compose(field, module.downsample, None)[0]
+        return main.union(short), False
+    children = list(module.children())
+    if not children:
+        raise UnsupportedModule(type(module).__name__)
+    for child in children:
+        field, found = _compose(field, child, target)
+        if found:
+            return field, True
+    return field, False
+
+
+def exact_field(visual: nn.Module, block: str) -> Field:
+    """Exact geometry of `block` (a dotted module name) by composition; raises UnsupportedModule."""
+    target = visual.get_submodule(block)
+    field = IDENTITY
+    for child in visual.children():
+        field, found = _compose(field, child, target)
+        if found:
+            return field
+    raise UnsupportedModule(f"{block} not reached walking the children of the model")
+
+
+class _Stop(Exception):
+    pass
+
+
+def _positive_copy(visual: nn.Module) -> nn.Module:
+    """A float64 copy where every path is positive: weights |w| normalised, no bias, BN identity,
+    max-pools turned into average pools so gradients reach every pixel of the window."""
+    net = copy.deepcopy(visual).double().eval()
+    for name, m in list(net.named_modules()):
+        if isinstance(m, nn.MaxPool2d):
+            parent, _, leaf = name.rpartition(".")
+            setattr(net.get_submodule(parent) if parent else net, leaf,
+                    nn.AvgPool2d(m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode))
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+                for attr in ("weight", "bias", "running_mean", "running_var"):
+                    t = getattr(m, attr, None)
+                    if t is not None:
+                        t.fill_(0.0 if attr in ("bias", "running_mean") else 1.0)
+            elif isinstance(m, (nn.Conv2d, nn.Linear)):
+                w = m.weight.abs() + 1e-3
+                m.weight.copy_(w / w.sum(dim=tuple(range(1, w.dim())), keepdim=True))
+                if m.bias is not None:
+                    m.bias.zero_()
+    return net
+
+
+def gradient_support(visual: nn.Module, block: str, image_hw: tuple[int, int],
+                     y: int, x: int, positive: bool = True) -> torch.Tensor:
+    """(H, W) bool: input pixels with non-zero gradient of `block`'s output at (y, x), summed over
+    channels, on a positive copy of the model (no cancellations, every path counts) by default."""
+    net = _positive_copy(visual) if positive else copy.deepcopy(visual).double().eval()
+    seen = {}
+
+    def hook(_m, _i, out):
+        seen["out"] = out if isinstance(out, torch.Tensor) else out[0]
+        raise _Stop
+
+    handle = net.get_submodule(block).register_forward_hook(hook)
+    image = torch.ones(1, 3, *image_hw, dtype=torch.float64, requires_grad=True)
+    try:
+        net(image)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    seen["out"][0, :, y, x].sum().backward()
+    return image.grad[0].abs().sum(0) > 0
+
+
+def _bounds(mask: torch.Tensor) -> tuple[int, int, int, int]:
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    return int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+
+
+def measured_field(visual: nn.Module, block: str, image_size: int, map_shape: tuple[int, int],
+                   max_doublings: int = 4) -> Field:
+    """Geometry measured from gradient supports of two map positions per axis, on an input grown
+    until the field of the central position is not clipped by the border."""
+    size = (image_size, image_size)
+    for _ in range(max_doublings + 1):
+        scale_hw = (size[0] // image_size, size[1] // image_size)
+        h, w = map_shape[0] * scale_hw[0], map_shape[1] * scale_hw[1]
+        cy, cx = h // 2, w // 2
+        a = _bounds(gradient_support(visual, block, size, cy, cx))
+        if a[0] > 0 and a[2] > 0 and a[1] < size[0] and a[3] < size[1]:
+            b = _bounds(gradient_support(visual, block, size, cy + 1, cx + 1))
+            ys, xs = b[0] - a[0], b[2] - a[2]
+            return Field(Axis(ys, a[0] - ys * cy, a[1] - a[0]),
+                         Axis(xs, a[2] - xs * cx, a[3] - a[2]))
+        size = (size[0] * 2, size[1] * 2)
+    raise ChromaError(f"receptive field of {block} exceeds a {size[0]}-pixel input; cannot measure")
+
+
+def block_field(visual: nn.Module, block: str, image_size: int,
+                map_shape: tuple[int, int]) -> tuple[Field, str]:
+    """Exact geometry when the architecture is known, else measured; and which method it was."""
+    try:
+        return exact_field(visual, block), "exact"
+    except UnsupportedModule:
+        return measured_field(visual, block, image_size, map_shape), "gradient"
+
+
+def receptive_field(visual: nn.Module, block: str, y: int, x: int, image_size: int = 224,
+                    map_shape: tuple[int, int] | None = None) -> tuple[int, int, int, int]:
+    """Input box (y0, y1, x0, x1), half-open, of `block`'s unit at map position (y, x)."""
+    shape = map_shape or (image_size // 32, image_size // 32)
+    return block_field(visual, block, image_size, shape)[0].box(y, x)
