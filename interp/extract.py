@@ -1,0 +1,398 @@
+"""`chromadissect extract`: stimuli -> hooked model -> `RUN/activations.zarr`, resumable.
+
+Batches never straddle a chunk (so a resumed chunk is computed from the same batches, bit for
+bit); each process (torchrun rank) owns whole chunks; a background thread writes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from interp import distributed, store
+from interp.errors import UsageError
+from interp.hooks import Recorder, flat_to_yx, reduction_hooks
+from interp.rundir import MODEL_KEYS, RunDir
+from interp.writer import BlockArrays, ChunkAssembler, ChunkWriter
+
+log = logging.getLogger(__name__)
+
+CHUNK_TARGET_IMAGES = 256
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEFAULT_SETS = ("shapes", "stroop", "stroop-white", "words", "natural")
+
+
+# --- running a batch through the hooked model -------------------------------------------------
+
+def uses_channels_last(device: torch.device) -> bool:
+    """Channels-last memory format where it is the faster one (bench/extract.py measures it)."""
+    return device.type == "cuda"
+
+
+def prepare(visual: torch.nn.Module, device: torch.device, compile: bool = False):
+    """The callable to run: channels-last where faster, compiled if asked (hooks attached first)."""
+    if uses_channels_last(device):
+        visual = visual.to(memory_format=torch.channels_last)
+    return torch.compile(visual) if compile else visual
+
+
+def autocast(device: torch.device, dtype: str):
+    """Mixed precision for bfloat16/float16; plain float32 otherwise."""
+    if DTYPES[dtype] == torch.float32:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=DTYPES[dtype])
+
+
+def to_input(images_uint8: torch.Tensor, loaded, device: torch.device) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> normalised float on the device, in the memory format in use."""
+    from stimuli.dataset import normalize
+
+    x = normalize(images_uint8.to(device, non_blocking=True), loaded.mean, loaded.std)
+    if uses_channels_last(device):
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def gather(recorder: Recorder, blocks: Sequence[str]) -> tuple[torch.Tensor, ...]:
+    """All blocks' reductions as three host tensors (max, y/x, mean) over the concatenated units."""
+    reds = [recorder.reductions[b] for b in blocks]
+    mx = torch.cat([r.max.to(torch.float16) for r in reds], dim=1)
+    mean = torch.cat([r.mean.to(torch.float16) for r in reds], dim=1)
+    yx = torch.cat([flat_to_yx(r.argmax, r.map_shape[1], torch.int32) for r in reds], dim=1)
+    return tuple(t.to("cpu", non_blocking=True) for t in (mx, yx, mean))
+
+
+def split_blocks(host: tuple[torch.Tensor, ...], infos: dict[str, store.BlockInfo]) -> BlockArrays:
+    """Cut the concatenated unit axis back into blocks, in the store's dtypes."""
+    mx, yx, mean = (t.numpy() for t in host)
+    out, start = {}, 0
+    for name, info in infos.items():
+        end = start + info.n_units
+        out[name] = (mx[:, start:end], yx[:, start:end].astype(info.argmax_dtype),
+                     mean[:, start:end])
+        start = end
+    return out
+
+
+def probe_blocks(loaded, device: torch.device) -> dict[str, store.BlockInfo]:
+    """Units and map shape of every hooked block, from one blank image."""
+    blank = torch.zeros(1, 3, loaded.image_size, loaded.image_size, dtype=torch.uint8)
+    with reduction_hooks(loaded.blocks) as rec, torch.inference_mode():
+        loaded.visual(to_input(blank, loaded, device))
+        return {b: store.BlockInfo(rec.reductions[b].max.shape[1], rec.reductions[b].map_shape)
+                for b in loaded.blocks}
+
+
+def _as_batch(images_uint8) -> torch.Tensor:
+    """Accept (N, H, W, 3) numpy / (N, 3, H, W) torch uint8 images."""
+    if isinstance(images_uint8, np.ndarray):
+        images_uint8 = torch.from_numpy(np.ascontiguousarray(images_uint8)).permute(0, 3, 1, 2)
+    if images_uint8.dtype != torch.uint8 or images_uint8.dim() != 4:
+        raise ValueError("expected uint8 images (N, H, W, 3) numpy or (N, 3, H, W) torch")
+    return images_uint8
+
+
+def reduce_batch(loaded, images_uint8, dtype: str = "float32") -> BlockArrays:
+    """Per block (max float16, argmax (y, x), mean float16) of a batch, exactly as the store has it.
+
+    For analyses that re-run modified images (e.g. grayscale); `loaded` from `load_model`.
+    """
+    device = loaded.device
+    x = to_input(_as_batch(images_uint8), loaded, device)
+    infos = {}
+    with reduction_hooks(loaded.blocks) as rec, torch.inference_mode(), autocast(device, dtype):
+        loaded.visual(x)
+        for b in loaded.blocks:
+            r = rec.reductions[b]
+            infos[b] = store.BlockInfo(r.max.shape[1], r.map_shape)
+        return split_blocks(gather(rec, list(loaded.blocks)), infos)
+
+
+def unit_maps(loaded, images_uint8, units: Sequence[str], dtype: str = "float32"
+              ) -> dict[str, np.ndarray]:
+    """Full activation maps (N, H, W) float32 of a few units named `block:unit`."""
+    keep: dict[str, list[int]] = {}
+    for uid in units:
+        block, _, unit = uid.rpartition(":")
+        if block not in loaded.blocks or not unit.isdigit():
+            raise UsageError(f"unknown unit {uid!r}; use BLOCK:UNIT with BLOCK in "
+                             f"{', '.join(loaded.blocks)}")
+        keep.setdefault(block, []).append(int(unit))
+    device = loaded.device
+    x = to_input(_as_batch(images_uint8), loaded, device)
+    with reduction_hooks(loaded.blocks, keep) as rec, torch.inference_mode(), \
+            autocast(device, dtype):
+        loaded.visual(x)
+        return {uid: rec.maps[uid].float().cpu().numpy() for uid in units}
+
+
+# --- planning: which images each process computes ---------------------------------------------
+
+def chunk_size_for(batch_size: int, chunk_images: int | None = None) -> int:
+    """Images per store chunk: a multiple of the batch size, about CHUNK_TARGET_IMAGES."""
+    if chunk_images is None:
+        return batch_size * max(1, round(CHUNK_TARGET_IMAGES / batch_size))
+    if chunk_images % batch_size:
+        raise UsageError(f"--chunk-images {chunk_images} is not a multiple of --batch-size "
+                         f"{batch_size}; choose a multiple")
+    return chunk_images
+
+
+def batches_of(chunks: Sequence[int], chunk_images: int, batch_size: int, n_images: int
+               ) -> Iterator[list[int]]:
+    """Image indices of each batch of these chunks; batches never straddle a chunk."""
+    for chunk in chunks:
+        end = min((chunk + 1) * chunk_images, n_images)
+        for start in range(chunk * chunk_images, end, batch_size):
+            yield list(range(start, min(start + batch_size, end)))
+
+
+def my_chunks(pending: np.ndarray, d: distributed.Dist) -> list[int]:
+    """This rank's share of the pending chunks: contiguous, disjoint ranges."""
+    bounds = np.linspace(0, len(pending), d.world + 1).round().astype(int)
+    return [int(c) for c in pending[bounds[d.rank]:bounds[d.rank + 1]]]
+
+
+# --- the command ------------------------------------------------------------------------------
+
+def versions() -> dict:
+    """Versions of everything that can change the numbers."""
+    from importlib import metadata
+
+    import open_clip
+    import zarr
+
+    try:
+        ours = metadata.version("chromadissect")
+    except metadata.PackageNotFoundError:
+        ours = "unknown"
+    return {"chromadissect": ours, "torch": torch.__version__, "open_clip": open_clip.__version__,
+            "zarr": zarr.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def _record_settings(run: RunDir, loaded, model_settings: dict, stim: dict, dtype: str,
+                     batch_size: int, chunk: int, seed: int) -> None:
+    """Refuse a run directory holding other settings; record ours (rank 0, under the lock)."""
+    run.check_settings("model", loaded.describe())
+    run.check_settings("model_settings", {k: model_settings.get(k) for k in MODEL_KEYS})
+    run.check_settings("stimuli", {name: s.spec() for name, s in stim.items()})
+    run.check_settings("extract", {"dtype": dtype, "sets": {
+        name: {"batch_size": batch_size, "chunk_images": chunk, "n_images": len(s)}
+        for name, s in stim.items()}})
+    reports = {name: s.report() for name, s in stim.items() if s.report()}
+    run.update({"seeds": {"model": loaded.seed, "stimuli": seed}, "versions": versions(),
+                "stimuli_report": reports})
+
+
+def _open_set(root, d: distributed.Dist, name: str, s, chunk: int, infos):
+    """Rank 0 creates the set's arrays unless they are ready; every rank then opens them."""
+    n = len(s)
+    error = None
+    if d.is_main and not store.set_is_ready(root, name, n, chunk):
+        if name in root and root[name].attrs.get("ready"):
+            error = UsageError(f"{name} in the store has other sizes than this command's; "
+                               "use a new --run-dir")
+        else:
+            store.create_set(root, name, n, chunk, infos, s.labels(), s.label_names, s.spec())
+    distributed.share_outcome(d, error)
+    return root[name]
+
+
+class _Loop:
+    """Runs the batches of one set through the hooked model and hands whole chunks to the writer."""
+
+    def __init__(self, fn, recorder: Recorder, loaded, infos, device, dtype: str) -> None:
+        self.fn, self.recorder, self.loaded = fn, recorder, loaded
+        self.infos, self.device, self.dtype = infos, device, dtype
+        self.blocks = list(infos)
+
+    def forward(self, images: torch.Tensor):
+        """Forward one batch; returns its reductions on the way to the host (copy in flight)."""
+        with torch.inference_mode(), autocast(self.device, self.dtype):
+            self.fn(to_input(images, self.loaded, self.device))
+            host = gather(self.recorder, self.blocks)
+        event = None
+        if self.device.type == "cuda":
+            event = torch.cuda.Event()
+            event.record()
+        return host, event
+
+    def run(self, loader, writer: ChunkWriter, n: int, chunk: int, bar) -> int:
+        """Every batch of the loader; the host side of batch k runs while batch k+1 computes."""
+        assembler, pending, done = None, None, 0
+        for images, index in loader:
+            current = (self.forward(images), int(index[0]), len(index))
+            if pending is not None:
+                assembler = self._collect(pending, assembler, writer, n, chunk)
+            pending = current
+            done += len(index)
+            bar.update(len(index))
+        if pending is not None:
+            self._collect(pending, assembler, writer, n, chunk)
+        return done
+
+    def _collect(self, pending, assembler, writer, n, chunk):
+        (host, event), first, _count = pending
+        if event is not None:
+            event.synchronize()
+        c = first // chunk
+        if assembler is None or assembler.chunk != c:
+            assembler = ChunkAssembler(c, min(chunk, n - c * chunk))
+        if assembler.add(split_blocks(host, self.infos)):
+            writer.submit(c, assembler.arrays())
+            return None
+        return assembler
+
+
+def _extract_set(loop: _Loop, g, d, s, name: str, chunk: int, batch_size: int, workers: int,
+                 store_root: Path) -> dict:
+    from stimuli.dataset import StimulusDataset
+    from torch.utils.data import DataLoader
+
+    n = len(s)
+    pending = np.flatnonzero(~store.completed_chunks(g))
+    mine = my_chunks(pending, d)
+    left = int(sum(min(chunk, n - c * chunk) for c in pending))
+    log.info("%s: %d images, %d of %d chunks to do -> %s/%s", name, n, len(pending),
+             -(-n // chunk), store_root, name)
+    start = time.perf_counter()
+    if mine:
+        ds = StimulusDataset(s, mean=loop.loaded.mean, std=loop.loaded.std, normalize=False)
+        loader = DataLoader(ds, batch_sampler=list(batches_of(mine, chunk, batch_size, n)),
+                            num_workers=workers, pin_memory=loop.device.type == "cuda")
+        writer = ChunkWriter(lambda c, arrays: store.write_chunk(g, store_root, c, arrays))
+        bar = tqdm(total=n, initial=n - left, unit="img", desc=f"extract {name}",
+                   disable=not d.is_main, dynamic_ncols=True)
+        try:
+            loop.run(loader, writer, n, chunk, bar)
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            bar.close()
+        writer.close()
+    distributed.barrier(d)
+    seconds = time.perf_counter() - start
+    return {"images": left, "seconds": round(seconds, 3),
+            "images_per_s": round(left / seconds, 2) if left else None, "processes": d.world}
+
+
+def extract(run_dir: str | os.PathLike, model_settings: dict, sets: Sequence[str] = DEFAULT_SETS,
+            *, samples_per_combo: int = 500, limit: int | None = None,
+            natural_dir: str | os.PathLike | None = None, batch_size: int = 64,
+            device: str = "cpu", dtype: str = "float32", workers: int | None = None,
+            compile: bool = False, chunk_images: int | None = None, stimulus_seed: int = 0
+            ) -> Path:
+    """Extract the reductions of every hooked block for `sets` into RUN/activations.zarr.
+
+    `model_settings`: keyword arguments of `load_model` (model, pretrained, seed, layers).
+    Resumable: completed chunks are skipped. Works as one process or under torchrun.
+    """
+    from interp.models import load_model, resolve_device
+    from stimuli import get_set
+
+    dev = resolve_device(device)
+    d = distributed.init(dev)
+    if d.world > 1 and dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", d.local_rank)
+    try:
+        run = RunDir(run_dir)
+        loaded = load_model(**{k: model_settings.get(k) for k in MODEL_KEYS
+                               if model_settings.get(k) is not None}, device=dev)
+        chunk = chunk_size_for(batch_size, chunk_images)
+        stim = {name: get_set(name, samples_per_combo=samples_per_combo,
+                              image_size=loaded.image_size, seed=stimulus_seed, limit=limit,
+                              natural_dir=natural_dir) for name in sets}
+        if workers is None:
+            workers = max(0, (os.cpu_count() or 1) // d.world - 1)
+        with ExitStack() as stack:
+            error = None
+            if d.is_main:
+                try:
+                    stack.enter_context(run.lock())
+                    _record_settings(run, loaded, model_settings, stim, dtype, batch_size, chunk,
+                                     stimulus_seed)
+                except Exception as err:  # every rank must hear of it, or they would wait
+                    error = err
+            distributed.share_outcome(d, error)
+            _extract_all(run, loaded, stim, d, dev, dtype, batch_size, chunk, workers, compile)
+        return run.activations
+    finally:
+        distributed.finish(d)
+
+
+def _extract_all(run: RunDir, loaded, stim: dict, d, dev, dtype, batch_size, chunk, workers,
+                 compile) -> None:
+    infos = probe_blocks(loaded, dev)
+    root = None
+    if d.is_main:
+        root = store.open_store(run.path, mode="a")
+        root.attrs.update({"format": store.FORMAT})
+    distributed.barrier(d)
+    root = store.open_store(run.path, mode="r+")
+    with reduction_hooks(loaded.blocks) as recorder:
+        fn = prepare(loaded.visual, dev, compile)
+        loop = _Loop(fn, recorder, loaded, infos, dev, dtype)
+        for name, s in stim.items():
+            g = _open_set(root, d, name, s, chunk, infos)
+            timing = _extract_set(loop, g, d, s, name, chunk, batch_size, workers, run.activations)
+            if d.is_main:
+                run.update({"timings": {"extract": {name: timing}}})
+    if d.is_main:
+        log.info("activations of %s are in %s", ", ".join(stim), run.activations)
+
+
+# --- command line -----------------------------------------------------------------------------
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from interp.options import (
+        add_data,
+        add_execution,
+        add_model,
+        add_run_dir,
+        add_sets,
+        positive_int,
+    )
+
+    p = sub.add_parser("extract", help="hooks -> RUN/activations.zarr (resumable)",
+                       description="Run the stimulus sets through the model with hooks on every "
+                       "block and store per image and unit the spatial max, its (y, x) and the "
+                       "mean in RUN/activations.zarr. Rerun the same command to resume.")
+    add_run_dir(p)
+    add_model(p)
+    add_sets(p, DEFAULT_SETS)
+    add_data(p)
+    add_execution(p)
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the hooked model (worth it on GPU)")
+    p.add_argument("--chunk-images", type=positive_int, default=None, metavar="N",
+                   help="images per store chunk, a multiple of --batch-size (default: about "
+                   f"{CHUNK_TARGET_IMAGES})")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from interp.options import ALL_SETS
+
+    unknown = [s for s in args.sets if s not in ALL_SETS]
+    if unknown or not args.sets:
+        raise UsageError(f"--sets: unknown set(s) {', '.join(unknown) or '(none)'}; "
+                         f"choose among {', '.join(ALL_SETS)}")
+    extract(args.run_dir, {"model": args.model, "pretrained": args.pretrained, "seed": args.seed,
+                           "layers": args.layers},
+            args.sets, samples_per_combo=args.samples_per_combo, limit=args.limit,
+            natural_dir=args.natural_dir, batch_size=args.batch_size, device=args.device,
+            dtype=args.dtype, workers=args.workers, compile=args.compile,
+            chunk_images=args.chunk_images)
+    return 0

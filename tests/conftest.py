@@ -1,0 +1,21 @@
+"""Shared fixtures: a tiny seeded CLIP (64 px, random init) loaded the way the commands load it."""
+
+from __future__ import annotations
+
+import pytest
+
+TINY = {"model": "interp.models:tiny_clip", "pretrained": "none", "seed": 0, "layers": None}
+
+
+@pytest.fixture(scope="session")
+def tiny_settings() -> dict:
+    """`load_model` keyword arguments of the tiny test model (also what run.json records)."""
+    return dict(TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_loaded():
+    """The tiny model as `load_model` returns it (CPU, eval mode). Do not modify it."""
+    from interp.models import load_model
+
+    return load_model(**{k: v for k, v in TINY.items() if v is not None})
