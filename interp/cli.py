@@ -16,6 +16,7 @@ from interp.errors import ChromaError, UsageError
 COMMAND_MODULES = [
     "stimuli.cli",
     "interp.extract",
+    "interp.naming",
 ]
 
 
