@@ -15,6 +15,7 @@ from interp.errors import ChromaError, UsageError
 
 COMMAND_MODULES = [
     "stimuli.cli",
+    "interp.analysis.analyze",
     "interp.extract",
     "interp.naming",
 ]

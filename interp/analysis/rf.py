@@ -64,6 +64,15 @@ class Field:
     def union(self, other: Field) -> Field:
         return Field(self.y.union(other.y), self.x.union(other.x))
 
+    def to_attrs(self) -> dict:
+        """JSON-able form, stored with each block of RUN/analysis.zarr."""
+        return {"scale": [self.y.scale, self.x.scale], "offset": [self.y.offset, self.x.offset],
+                "size": [self.y.size, self.x.size]}
+
+    @classmethod
+    def from_attrs(cls, a: dict) -> Field:
+        return cls(*(Axis(a["scale"][i], a["offset"][i], a["size"][i]) for i in (0, 1)))
+
 
 IDENTITY = Field(Axis(), Axis())
 _SHAPE_PRESERVING = (nn.BatchNorm2d, nn.ReLU, nn.Identity, nn.GELU, nn.SiLU, nn.GroupNorm,

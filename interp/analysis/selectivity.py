@@ -44,14 +44,18 @@ class Selectivity:
     null_max: np.ndarray  # (permutations,) max over these units of the permuted statistic
 
     def p_values(self, null_max: np.ndarray | None = None) -> np.ndarray:
-        """Westfall-Young max-statistic p-values: corrected for the number of units in the family.
+        """Corrected p-values against this block's null, or a wider one (see corrected_p)."""
+        return corrected_p(self.stat, self.null_max if null_max is None else null_max)
 
-        `null_max` may be the elementwise max over several blocks' nulls (same permutations),
-        which widens the family to all their units.
-        """
-        null = self.null_max if null_max is None else null_max
-        exceed = (null[None, :] >= self.stat[:, None] - 1e-12).sum(axis=1)
-        return (1 + exceed) / (1 + null.size)
+
+def corrected_p(stat: np.ndarray, null_max: np.ndarray) -> np.ndarray:
+    """Westfall-Young max-statistic p-values, corrected for the number of units in the family.
+
+    `null_max[k]` is the max over the family's units of the statistic under permutation k; the
+    elementwise max of several blocks' nulls (same permutations) is the null of all their units.
+    """
+    exceed = (null_max[None, :] >= np.asarray(stat)[:, None] - 1e-12).sum(axis=1)
+    return (1 + exceed) / (1 + null_max.size)
 
 
 def effective_n(weights: np.ndarray) -> np.ndarray:

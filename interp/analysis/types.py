@@ -33,6 +33,9 @@ class Thresholds:
         natural images, 1.0: rendered words drive it at least as much as any photo.
     any_word_alike: ... and min/max of those two maxima is at least this, 0.5: colour words and
         other words drive it alike (within a factor 2).
+    color_selective_csi: CSI from which a unit counts as colour selective for the hue histogram,
+        0.25: a quarter of its top-N response is lost without colour (Rafegas & Vanrell call
+        0.1 low selectivity; 0.25 keeps clearly colour-driven units only).
     """
 
     alpha: float = 0.05
@@ -41,6 +44,7 @@ class Thresholds:
     dead_activation: float = 1e-6
     any_word_drive: float = 1.0
     any_word_alike: float = 0.5
+    color_selective_csi: float = 0.25
 
 
 @dataclass

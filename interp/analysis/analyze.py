@@ -1,0 +1,228 @@
+"""`chromadissect analyze`: every index of every unit -> RUN/analysis.zarr and RUN/neurons.csv.
+
+Order: per set and block, top-N (streamed) and neuron features; Stroop colour-label selectivity;
+CSI from one grayscale re-run of the distinct top-N natural images; hue; unit types; the table.
+Each step of each block is skipped when already done, so a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from interp import store
+from interp.analysis import steps
+from interp.analysis.csi import csi, gray_activations, opponent_gray_activations
+from interp.analysis.hue import CorpusHue, hue_histogram, pearson_r
+from interp.analysis.rf import Field, block_field
+from interp.analysis.runio import load_set, open_analysis
+from interp.analysis.table import write_neurons_csv
+from interp.analysis.types import Thresholds
+from interp.errors import ChromaError, UsageError
+from interp.rundir import RunDir
+from stimuli.palette import COLOR_TERMS
+
+log = logging.getLogger(__name__)
+
+ANALYSED_SETS = ("natural", "stroop", "words", "shapes")
+NF_SETS = ("natural", "stroop")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What changes the numbers of an analysis (recorded in run.json; a rerun must match)."""
+
+    top_n: int = 100
+    n_permutations: int = 1000
+    permutation_seed: int = 0
+    csi_gray: str = "luminance"  # or "opponent": opponent-space PCA of the receptive field only
+    nf_max_side: int = 64
+    hue_bins: int = 12
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+
+def _check_sets(root, requested: list[str] | None) -> list[str]:
+    present = [s for s in ANALYSED_SETS if s in root]
+    sets = present if requested is None else requested
+    for name in sets:
+        if name not in root:
+            raise UsageError(f"--sets: {name} is not in the run's store; extract it first or "
+                             f"choose among {', '.join(present) or '(none)'}")
+        done = store.completed_chunks(root[name])
+        if not done.all():
+            raise ChromaError(f"extraction of {name} is incomplete ({done.sum()} of {done.size} "
+                              "chunks); rerun `chromadissect extract` with the run's settings")
+    if "stroop" not in sets:
+        raise UsageError("analyze needs the stroop set for colour-label selectivity and types; "
+                         "extract it (`--sets stroop,...`)")
+    return sets
+
+
+def analyze(run_dir: str | os.PathLike, settings: Settings = Settings(), *,
+            sets: list[str] | None = None, batch_size: int = 32, device: str = "cpu") -> Path:
+    """Analyse every block of the run; returns the path of neurons.csv."""
+    run = RunDir(run_dir)
+    root = store.open_store(run.path)
+    sets = _check_sets(root, sets)
+    with run.lock():
+        recorded = {k: v for k, v in asdict(settings).items()}
+        run.check_settings("analyze", recorded)
+        start = time.perf_counter()
+        ctx = _Context(run, root, settings, sets, batch_size, device)
+        ctx.per_block()
+        ctx.csi()
+        ctx.corpus_hue()
+        path = write_neurons_csv(run.path, ctx.out, ctx.blocks, sets, settings)
+        run.update({"timings": {"analyze": round(time.perf_counter() - start, 3)}})
+    log.info("analysis of %d blocks in %s; table in %s", len(ctx.blocks), ctx.out.store, path)
+    return path
+
+
+class _Context:
+    """What every step needs: the run, its stores, the model (loaded once, lazily), settings."""
+
+    def __init__(self, run: RunDir, root, settings: Settings, sets: list[str], batch_size: int,
+                 device: str) -> None:
+        self.run, self.root, self.settings, self.sets = run, root, settings, sets
+        self.batch_size, self.device = batch_size, device
+        self.blocks = store.block_names(root, "stroop")
+        self.out = open_analysis(run.path, mode="a")
+        self._loaded = None
+        self._stim: dict = {}
+
+    @property
+    def loaded(self):
+        if self._loaded is None:
+            from interp.models import load_model
+
+            self._loaded = load_model(**self.run.model_settings(), device=self.device)
+        return self._loaded
+
+    def stim(self, name: str):
+        if name not in self._stim:
+            self._stim[name] = load_set(self.run.path, name)
+        return self._stim[name]
+
+    def field(self, block: str) -> Field:
+        """Receptive-field geometry of a block, computed once and kept in analysis.zarr."""
+        g = self.out.require_group(block)
+        if "field" not in g.attrs:
+            shape = tuple(self.root["stroop"][block].attrs["map_shape"])
+            f, method = block_field(self.loaded.visual, block, self.loaded.image_size, shape)
+            g.attrs.update({"field": f.to_attrs(), "field_method": method,
+                            "rf_size": list(f.size)})
+        return Field.from_attrs(g.attrs["field"])
+
+    def per_block(self) -> None:
+        s = self.settings
+        members = None
+        for name in self.sets:
+            n = min(s.top_n, int(self.root[name].attrs["n_images"]))
+            for block in store.block_names(self.root, name):
+                out = self.out.require_group(f"{name}/{block}")
+                if not steps.is_done(out, "topn"):
+                    log.info("top-%d of %s %s", n, name, block)
+                    steps.topn_step(self.root[name][block], out, n)
+                if name in NF_SETS and not steps.is_done(out, "nf"):
+                    field = self.field(block)
+                    out.attrs.update({"field": field.to_attrs(), "rf_size": list(field.size)})
+                    steps.nf_step(out, self.stim(name), field, s.nf_max_side,
+                                  desc=f"NF {name} {block}")
+                if name == "stroop" and not steps.is_done(out, "selectivity"):
+                    if members is None:
+                        labels = {k: self.root["stroop"]["labels"][k][:]
+                                  for k in ("word", "font_color", "bg_color")}
+                        members = steps.stroop_members(labels, len(COLOR_TERMS))
+                    log.info("colour-label selectivity of %s (%d permutations)", block,
+                             s.n_permutations)
+                    steps.selectivity_step(out, members, s.n_permutations, s.permutation_seed)
+
+    def csi(self) -> None:
+        """CSI of every natural block not done yet, from one grayscale pass over their images."""
+        if "natural" not in self.sets:
+            return
+        todo = [b for b in self.blocks if not steps.is_done(self.out[f"natural/{b}"], "csi")]
+        if not todo:
+            return
+        groups = {b: self.out[f"natural/{b}"] for b in todo}
+        pairs = {b: (g["topn_index"][:], g["topn_loc"][:]) for b, g in groups.items()}
+        render = self.stim("natural").render
+        if self.settings.csi_gray == "opponent":
+            a_gray = {b: opponent_gray_activations(self.loaded, render, b, *pairs[b],
+                                                   self.field(b), self.batch_size) for b in todo}
+        else:
+            a_gray = gray_activations(self.loaded, render, pairs, self.batch_size)
+        for b, g in groups.items():
+            values = csi(g["topn_value"][:], a_gray[b])
+            steps.write(g, "a_gray", a_gray[b], ("units", "rank"))
+            steps.write(g, "csi", values, ("units",))
+            g.attrs["csi_histogram"] = steps.csi_histogram(values)
+            steps.mark_done(g, "csi")
+        log.info("CSI of %d blocks from %d distinct natural images", len(todo),
+                 len(np.unique(np.concatenate([p[0].ravel() for p in pairs.values()]))))
+
+    def corpus_hue(self) -> None:
+        """Hue histogram of the colour-selective units' NFs against the natural corpus pixels."""
+        if "natural" not in self.sets:
+            return
+        g = self.out["natural"]
+        bins = self.settings.hue_bins
+        if "corpus_hue" not in g.attrs:
+            corpus = CorpusHue(bins)
+            stim = self.stim("natural")
+            for i in range(len(stim)):
+                corpus.add(stim.render(i))
+            g.attrs["corpus_hue"] = corpus.histogram().tolist()
+        cut = self.settings.thresholds.color_selective_csi
+        hues = np.concatenate([
+            np.where(g[b]["csi"][:] >= cut, g[b]["hue_deg"][:], np.nan) for b in self.blocks])
+        units = hue_histogram(hues, bins)
+        r = pearson_r(units, g.attrs["corpus_hue"])
+        g.attrs.update({"unit_hue": units.tolist(), "hue_pearson_r": r,
+                        "hue_bins_deg": np.linspace(0, 360, bins + 1).tolist()})
+        self.run.update({"analysis": {"hue_pearson_r": r, "color_selective_units":
+                                      int(np.isfinite(hues).sum())}})
+        log.info("hue of %d colour-selective units vs natural corpus: Pearson r = %.3f",
+                 int(np.isfinite(hues).sum()), r)
+
+
+# --- command line -----------------------------------------------------------------------------
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from interp.options import add_run_dir, add_sets, add_top_n, positive_int
+
+    p = sub.add_parser("analyze", help="top-N, NF, CSI, hue, colour-label selectivity, types "
+                       "-> RUN/neurons.csv",
+                       description="Analyse every unit of the run's activation store: top-N "
+                       "images, receptive-field crops and neuron features, colour selectivity "
+                       "index, hue, colour-label selectivity (Eq. 1) with permutation tests and "
+                       "unit types. Writes RUN/analysis.zarr and RUN/neurons.csv; resumable. "
+                       "The model is the run's own (no --model needed).")
+    add_run_dir(p)
+    add_sets(p, ANALYSED_SETS)
+    add_top_n(p)
+    p.add_argument("--permutations", type=positive_int, default=1000, metavar="N",
+                   help="label shuffles of the selectivity test (default 1000)")
+    p.add_argument("--csi-gray", choices=("luminance", "opponent"), default="luminance",
+                   help="grayscale of the CSI re-run: BT.601 luminance of the whole image "
+                   "(default) or opponent-space PCA of the receptive field only")
+    p.add_argument("--nf-size", type=positive_int, default=64, metavar="N",
+                   help="largest side of a stored neuron feature, in cells (default 64)")
+    p.add_argument("--batch-size", type=positive_int, default=32, metavar="N")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:K (grayscale re-run)")
+    p.set_defaults(func=main, sets=None)
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = Settings(top_n=args.top_n, n_permutations=args.permutations,
+                        csi_gray=args.csi_gray, nf_max_side=args.nf_size)
+    path = analyze(args.run_dir, settings, sets=args.sets, batch_size=args.batch_size,
+                   device=args.device)
+    print(path)
+    return 0

@@ -1,0 +1,36 @@
+"""Reading a run for analysis: stimulus sets rebuilt from their recorded specs; analysis.zarr."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import zarr
+
+from interp.errors import ChromaError
+from interp.rundir import RunDir
+
+
+def load_set(run_dir: str | os.PathLike, name: str):
+    """The stimulus set `name` exactly as the run extracted it (from run.json's spec)."""
+    from stimuli import get_set
+
+    spec = RunDir(run_dir).read().get("stimuli", {}).get(name)
+    if spec is None:
+        raise ChromaError(f"{run_dir} has no stimulus set {name!r}; extract it first "
+                          f"(`chromadissect extract --run-dir {run_dir} --sets {name}`)")
+    return get_set(name, samples_per_combo=spec["samples_per_combo"],
+                   image_size=spec["image_size"], seed=spec["seed"], limit=spec["limit"],
+                   natural_dir=spec.get("natural_dir"))
+
+
+def analysis_path(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / "analysis.zarr"
+
+
+def open_analysis(run_dir: str | os.PathLike, mode: str = "r") -> zarr.Group:
+    """RUN/analysis.zarr; read-only by default."""
+    path = analysis_path(run_dir)
+    if mode == "r" and not (path / "zarr.json").exists():
+        raise ChromaError(f"{path} does not exist; run `chromadissect analyze --run-dir {run_dir}`")
+    return zarr.open_group(path, mode=mode)

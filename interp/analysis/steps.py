@@ -1,0 +1,126 @@
+"""Per-block steps of `analyze`, each streaming the activation store and writing analysis.zarr.
+
+A step marks itself done in the block group's attrs (`done`) only after its arrays are written,
+so a killed analysis redoes at most the step it was in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import zarr
+
+from interp.analysis import hue as hue_mod
+from interp.analysis.features import cell_factor, neuron_features
+from interp.analysis.rf import Field
+from interp.analysis.selectivity import membership, select
+from interp.analysis.topn import TopN
+from stimuli.palette import COLOR_TERMS
+
+READ_BYTES = 64 << 20  # read the store in slabs of about this size (whole chunks)
+STROOP_KINDS = ("word", "font", "bg", "color")
+
+
+def is_done(group: zarr.Group, step: str) -> bool:
+    return step in group.attrs.get("done", [])
+
+
+def mark_done(group: zarr.Group, step: str) -> None:
+    group.attrs["done"] = sorted({*group.attrs.get("done", []), step})
+
+
+def write(group: zarr.Group, name: str, values: np.ndarray, dims: tuple[str, ...]) -> None:
+    """(Re)write one whole array, chunked along its first axis."""
+    values = np.asarray(values)
+    first = max(1, min(values.shape[0], max(1, (16 << 20) // max(1, values[:1].nbytes))))
+    arr = group.create_array(name, shape=values.shape, dtype=values.dtype,
+                             chunks=(first, *values.shape[1:]), dimension_names=dims,
+                             overwrite=True, fill_value=0)
+    arr[...] = values
+
+
+def slabs(arr: zarr.Array) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, rows) over the images axis, whole store chunks at a time, about READ_BYTES each."""
+    chunk = arr.chunks[0]
+    row_bytes = int(np.prod(arr.shape[1:])) * 4
+    step = chunk * max(1, READ_BYTES // max(1, chunk * row_bytes))
+    for start in range(0, arr.shape[0], step):
+        yield start, arr[start:start + step]
+
+
+def topn_step(store_block: zarr.Group, out: zarr.Group, n: int) -> None:
+    """Top-N images per unit (streamed), their argmax locations and the max per unit."""
+    mx = store_block["max"]
+    top = TopN(mx.shape[1], n)
+    for start, rows in slabs(mx):
+        top.update(rows, start)
+    loc = gather_locations(store_block["argmax"], top.index)
+    write(out, "topn_index", top.index, ("units", "rank"))
+    write(out, "topn_value", top.value, ("units", "rank"))
+    write(out, "topn_loc", loc, ("units", "rank", "yx"))
+    write(out, "max", top.value[:, 0], ("units",))
+    mark_done(out, "topn")
+
+
+def gather_locations(argmax: zarr.Array, index: np.ndarray) -> np.ndarray:
+    """(units, N, 2) int16 (y, x) of the argmax for each unit's top-N images, read slab by slab
+    and only where a top-N image lies."""
+    n_units, n = index.shape
+    flat = index.ravel()
+    units = np.repeat(np.arange(n_units), n)
+    order = np.argsort(flat, kind="stable")
+    ordered = flat[order]
+    loc = np.zeros((flat.size, 2), dtype=np.int16)
+    chunk = argmax.chunks[0]
+    step = chunk * max(1, READ_BYTES // max(1, chunk * n_units * 2 * argmax.dtype.itemsize))
+    for start in range(0, argmax.shape[0], step):
+        lo, hi = np.searchsorted(ordered, [start, start + step])
+        if lo == hi:
+            continue
+        rows = argmax[start:start + step]
+        sel = order[lo:hi]
+        loc[sel] = rows[flat[sel] - start, units[sel]]
+    return loc.reshape(n_units, n, 2)
+
+
+def nf_step(out: zarr.Group, stim, field: Field, max_side: int, desc: str) -> None:
+    """Neuron features of one block and set, plus (natural) their dominant hue and colour term."""
+    nf = neuron_features(stim.render, out["topn_index"][:], out["topn_value"][:],
+                         out["topn_loc"][:], field, max_side, desc=desc)
+    write(out, "nf", nf, ("units", "y", "x", "rgb"))
+    hues = np.array([hue_mod.dominant_hue(u) for u in nf])
+    terms = [hue_mod.nearest_color_term(u) for u in nf]
+    codes = np.array([COLOR_TERMS.index(t) if t else -1 for t in terms], dtype=np.int8)
+    write(out, "hue_deg", hues, ("units",))
+    write(out, "nf_color_term", codes, ("units",))  # index into COLOR_TERMS, -1: none
+    out.attrs.update({"nf_cell": cell_factor(field.size, max_side)})
+    mark_done(out, "nf")
+
+
+def stroop_members(labels: dict[str, np.ndarray], n_colors: int) -> dict[str, np.ndarray]:
+    """Membership matrices of the Stroop label kinds; "color" = colour present (font or bg)."""
+    font = membership(labels["font_color"], n_colors)
+    bg = membership(labels["bg_color"], n_colors)
+    return {"word": membership(labels["word"], n_colors), "font": font, "bg": bg,
+            "color": font | bg}
+
+
+def selectivity_step(out: zarr.Group, members: dict[str, np.ndarray], n_permutations: int,
+                     seed: int) -> None:
+    """Eq. 1 and the permutation null of every Stroop label kind for one block."""
+    index, value = out["topn_index"][:], out["topn_value"][:]
+    sel_group = out.require_group("selectivity")
+    for kind in STROOP_KINDS:
+        s = select(index, value, members[kind], n_permutations, seed)
+        g = sel_group.require_group(kind)
+        for name in ("best", "f", "chance", "stat"):
+            write(g, name, getattr(s, name), ("units",))
+        write(g, "null_max", s.null_max, ("permutations",))
+    mark_done(out, "selectivity")
+
+
+def csi_histogram(values: np.ndarray, n_bins: int = 10) -> list[int]:
+    """Counts of units per CSI bin over [0, 1] (NaN, i.e. never activated, left out)."""
+    v = np.asarray(values, dtype=np.float64)
+    return np.histogram(v[np.isfinite(v)], bins=n_bins, range=(0, 1))[0].tolist()
