@@ -39,7 +39,9 @@ class StimulusDataset(Dataset):
         return len(self.set)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        chw = torch.from_numpy(np.ascontiguousarray(self.set.render(i).transpose(2, 0, 1)))
+        chw = torch.from_numpy(self.set.render(i)).permute(2, 0, 1)
         if not self.normalize:
-            return chw, int(i)
-        return torch.addcmul(self._shift, chw.to(torch.float32), self._scale), int(i)
+            return chw.contiguous(), int(i)
+        out = torch.empty(chw.shape, dtype=torch.float32)
+        out.copy_(chw)  # uint8 -> float32 and HWC -> CHW in one pass
+        return out.mul_(self._scale).add_(self._shift), int(i)

@@ -47,6 +47,7 @@ def text_fonts() -> tuple[Path, ...]:
     return tuple(found)
 
 
+@cache
 def font_names() -> tuple[str, ...]:
     """Display names of text_fonts() (file stems, e.g. 'DejaVuSans-Bold')."""
     return tuple(p.stem for p in text_fonts())

@@ -97,4 +97,4 @@ class ShapesSet(StimulusSet):
         img = Image.new("RGB", (self.image_size, self.image_size), _COLORS[lab["bg_color"]])
         ImageDraw.Draw(img).polygon(np.stack([xs, ys], axis=1).ravel().tolist(),
                                     fill=_COLORS[lab["obj_color"]])
-        return np.asarray(img)
+        return np.array(img)

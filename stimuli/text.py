@@ -6,6 +6,8 @@ position keeps the measured ink box (never clipped) at least MARGIN pixels from 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -29,6 +31,19 @@ NON_COLOR_WORDS: tuple[str, ...] = (
 )
 
 _COLORS = tuple(tuple(int(v) for v in rgb) for rgb in PALETTE)
+
+
+def _per_key(fn: Callable[..., int | tuple[int, ...]], *keys: np.ndarray) -> np.ndarray:
+    """fn(*key) for each row of the (non-negative int) key columns, once per distinct key."""
+    if len(keys[0]) <= 8:
+        return np.array([fn(*k) for k in zip(*(c.tolist() for c in keys), strict=True)],
+                        dtype=np.int64)
+    dims = tuple(int(c.max()) + 1 for c in keys)
+    distinct, inverse = np.unique(np.ravel_multi_index(keys, dims), return_inverse=True)
+    columns = np.unravel_index(distinct, dims)
+    values = np.array([fn(*k) for k in zip(*(c.tolist() for c in columns), strict=True)],
+                      dtype=np.int64)
+    return values[inverse]
 
 
 class TextSet(StimulusSet):
@@ -58,17 +73,14 @@ class TextSet(StimulusSet):
         combo, _ = self.split(index)
         word, font_color, bg = self.combos[combo].T
         u = uniforms(self.seed, self.name, index, 4)
-        font = np.minimum((u[:, 0] * len(font_names())).astype(np.int64), len(font_names()) - 1)
+        n_fonts = len(font_names())
+        font = np.minimum((u[:, 0] * n_fonts).astype(np.int64), n_fonts - 1)
         lo, hi = self.size_range()
         room = self.image_size - 2 * MARGIN
-        pairs, inverse = np.unique(np.stack([font, word], 1), axis=0, return_inverse=True)
-        top = np.array([max_fitting_size(int(f), self.words[w], hi, room) for f, w in pairs])
-        top = top[inverse.reshape(-1)]
-        size = np.where(top < lo, top, lo + (u[:, 1] * (top - lo + 1)).astype(np.int64))
-        size = np.minimum(size, top)
-        triples, inverse = np.unique(np.stack([font, word, size], 1), axis=0, return_inverse=True)
-        boxes = np.array([ink_box(int(f), self.words[w], int(s)) for f, w, s in triples],
-                         dtype=np.int64).reshape(-1, 4)[inverse.reshape(-1)]
+        top = _per_key(lambda f, w: max_fitting_size(f, self.words[w], hi, room), font, word)
+        size = np.minimum(top, np.where(top < lo, top, lo + (u[:, 1] * (top - lo + 1)).astype(
+            np.int64)))
+        boxes = _per_key(lambda f, w, s: ink_box(f, self.words[w], s), font, word, size)
         width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
         x0 = MARGIN + (u[:, 2] * (room - width + 1)).astype(np.int64)
         y0 = MARGIN + (u[:, 3] * (room - height + 1)).astype(np.int64)
@@ -90,7 +102,7 @@ class TextSet(StimulusSet):
         origin = (p["x0"] - p["left"], p["y0"] - p["top"])
         ImageDraw.Draw(img).text(origin, self.words[p["word"]], fill=_COLORS[p["font_color"]],
                                  font=get_font(p["font"], p["size"]))
-        return np.asarray(img)
+        return np.array(img)
 
 
 class StroopSet(TextSet):
