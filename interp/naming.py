@@ -1,0 +1,172 @@
+"""`chromadissect naming`: zero-shot colour naming experiments 1-5 (paper §2-3) into RUN/naming/.
+
+Definitions and table bookkeeping live in naming_tables.py, embeddings in naming_embed.py,
+files in naming_report.py; this module wires them to a model and a run directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from interp import published
+from interp.errors import UsageError
+from interp.models import LoadedModel, load_model
+from interp.naming_embed import (
+    EmbeddingCache,
+    image_embeddings,
+    require_text_tower,
+    text_embeddings,
+)
+from interp.naming_report import (
+    confusion_figure,
+    experiment_markdown,
+    template_slug,
+    write_csv,
+)
+from interp.naming_tables import EXPERIMENTS, confusion, experiment_table
+from interp.options import add_data, add_execution, add_model, add_run_dir, csv_list
+from interp.rundir import RunDir
+
+log = logging.getLogger(__name__)
+DEFAULT_MODEL = {"model": "RN50", "pretrained": "openai", "seed": 0}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("naming", help="zero-shot colour naming experiments 1-5",
+                              description="Zero-shot colour naming (paper experiments 1-5): "
+                              "tables and confusion matrices under RUN/naming/.")
+    add_run_dir(p)
+    add_model(p)
+    # None = not given: the run's recorded model wins, else RN50/openai
+    p.set_defaults(model=None, pretrained=None, seed=None)
+    add_data(p)
+    add_execution(p)
+    p.add_argument("--experiments", type=csv_list, default=["1", "2", "3", "4", "5"],
+                   metavar="1,2,...", help="which experiments to run (default: all five)")
+    p.set_defaults(func=run_command)
+
+
+def parse_experiments(items: list[str]) -> list[int]:
+    """`["1", "3"]` -> [1, 3], refusing anything but 1-5."""
+    try:
+        numbers = sorted({int(i) for i in items})
+    except ValueError:
+        numbers = []
+    if not numbers or any(n not in EXPERIMENTS for n in numbers):
+        raise UsageError(f"--experiments {','.join(items)}: expected numbers among 1,2,3,4,5")
+    return numbers
+
+
+def model_settings(args: argparse.Namespace, run: RunDir) -> dict:
+    """The run's recorded model, else the options, else RN50/openai; explicit options must agree."""
+    recorded = {k: v for k, v in run.read().get("model_settings", {}).items()
+                if k in DEFAULT_MODEL}
+    given = {k: getattr(args, k) for k in DEFAULT_MODEL if getattr(args, k) is not None}
+    settings = {**DEFAULT_MODEL, **recorded, **given}
+    run.check_settings("model_settings", settings)
+    return settings
+
+
+@dataclass
+class Naming:
+    """Answers of one model on the stimulus sets, one template at a time (memoised)."""
+
+    loaded: LoadedModel
+    sets: dict[str, object]  # whole sets (no --limit): the cache spans them
+    cache: EmbeddingCache
+    limit: int | None = None
+    batch_size: int = 64
+    dtype: str = "float32"
+    workers: int | None = None
+    _images: dict[str, torch.Tensor] = field(default_factory=dict)
+    _texts: dict[str, torch.Tensor] = field(default_factory=dict)
+    _answers: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+
+    def size(self, set_name: str) -> int:
+        """Number of images used from the set: all, or the first --limit."""
+        n = len(self.sets[set_name])
+        return n if self.limit is None else min(n, self.limit)
+
+    def labels(self, set_name: str) -> dict[str, np.ndarray]:
+        """The set's labels, cut to the images used."""
+        n = self.size(set_name)
+        return {kind: values[:n] for kind, values in self.sets[set_name].labels().items()}
+
+    def image_embeddings(self, set_name: str) -> torch.Tensor:
+        if set_name not in self._images:
+            emb = image_embeddings(self.loaded, self.sets[set_name], self.size(set_name),
+                                   self.cache,
+                                   batch_size=self.batch_size, dtype=self.dtype,
+                                   workers=self.workers)
+            self._images[set_name] = torch.from_numpy(emb)
+        return self._images[set_name]
+
+    def similarities(self, set_name: str, template: str) -> torch.Tensor:
+        """(N, 11) cosine similarity of each image with each colour prompt."""
+        if template not in self._texts:
+            self._texts[template] = text_embeddings(self.loaded, template, self.dtype).cpu()
+        text = self._texts[template]
+        return self.image_embeddings(set_name) @ text.T
+
+    def predict(self, set_name: str, template: str) -> np.ndarray:
+        """Palette index of the best-matching prompt, per image of the set."""
+        key = (set_name, template)
+        if key not in self._answers:
+            self._answers[key] = self.similarities(set_name, template).argmax(dim=1).numpy()
+        return self._answers[key]
+
+
+def open_naming(args: argparse.Namespace, run: RunDir, numbers: list[int]) -> Naming:
+    """Load the run's model and the stimulus sets the chosen experiments need."""
+    from stimuli import get_set
+
+    settings = model_settings(args, run)
+    loaded = load_model(**settings, device=args.device)
+    require_text_tower(loaded)
+    names = sorted({EXPERIMENTS[n].set_name for n in numbers})
+    seed = run.read().get("seeds", {}).get("stimuli", 0)
+    sets = {name: get_set(name, samples_per_combo=args.samples_per_combo,
+                          image_size=loaded.image_size, seed=seed) for name in names}
+    cache = EmbeddingCache(run.path / "naming" / "embeddings.zarr")
+    return Naming(loaded, sets, cache, args.limit, args.batch_size, args.dtype, args.workers)
+
+
+def write_experiment(out: Path, number: int, naming: Naming, show_published: bool) -> Path:
+    """Table (CSV + Markdown) and one confusion figure per template of one experiment."""
+    exp = EXPERIMENTS[number]
+    labels = naming.labels(exp.set_name)
+    rows = experiment_table(exp, naming.predict, labels)
+    if show_published:
+        for row in rows:
+            row.update(published.published_values(number, row))
+    write_csv(out / f"exp{number}.csv", rows)
+    model = f"{naming.loaded.model} ({naming.loaded.pretrained})"
+    (out / f"exp{number}.md").write_text(experiment_markdown(exp, rows, model, show_published))
+    keep = exp.select(labels)
+    for template in exp.templates:
+        target = exp.targets[template]
+        matrix = confusion(labels[target][keep], naming.predict(exp.set_name, template)[keep])
+        confusion_figure(out / f"confusion_exp{number}_{template_slug(template)}.png", matrix,
+                         number, template, target)
+    return out / f"exp{number}.csv"
+
+
+def run_command(args: argparse.Namespace) -> int:
+    numbers = parse_experiments(args.experiments)
+    run = RunDir(args.run_dir)
+    with run.lock():
+        naming = open_naming(args, run, numbers)
+        out = run.path / "naming"
+        out.mkdir(parents=True, exist_ok=True)
+        show = published.applies(naming.loaded.model, naming.loaded.pretrained)
+        for number in numbers:
+            path = write_experiment(out, number, naming, show)
+            log.info("experiment %d: %s (+ .md, confusion figures)", number, path)
+    log.info("naming results in %s", out)
+    return 0

@@ -1,0 +1,131 @@
+"""CLIP embeddings for zero-shot naming: the 11 prompts of a template (text tower, once) and the
+images of a stimulus set (image tower, in batches, cached in RUN/naming/embeddings.zarr)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import zarr
+from tqdm import tqdm
+
+from interp.errors import ChromaError
+from interp.models import LoadedModel
+from interp.naming_tables import prompts
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def require_text_tower(loaded: LoadedModel) -> None:
+    """Naming needs CLIP's text tower: refuse custom modules without one."""
+    if loaded.clip is None or loaded.tokenizer is None:
+        raise ChromaError(f"--model {loaded.model} has no text tower, so it cannot name colours; "
+                          "use an open_clip CLIP model (e.g. --model RN50)")
+
+
+def autocast(device: torch.device, dtype: str):
+    """Mixed precision for float16/bfloat16, nothing for float32."""
+    if dtype == "float32":
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=DTYPES[dtype])
+
+
+@torch.no_grad()
+def text_embeddings(loaded: LoadedModel, template: str, dtype: str = "float32") -> torch.Tensor:
+    """(11, D) unit-norm float32 embeddings of the template's prompts, in COLOR_TERMS order."""
+    require_text_tower(loaded)
+    tokens = loaded.tokenizer(prompts(template)).to(loaded.device)
+    with autocast(loaded.device, dtype):
+        emb = loaded.clip.encode_text(tokens)
+    return torch.nn.functional.normalize(emb.float(), dim=-1)
+
+
+def embedding_dim(loaded: LoadedModel, dtype: str) -> int:
+    """Width of the joint embedding (the visual tower's output_dim, else measured on text)."""
+    dim = getattr(loaded.clip.visual, "output_dim", None)
+    return int(dim) if dim else int(text_embeddings(loaded, "{}", dtype).shape[-1])
+
+
+def cache_key(spec: dict, model: dict) -> str:
+    """Short stable hash of (set spec, model identity): reuse needs both equal."""
+    text = json.dumps({"spec": spec, "model": model}, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+class EmbeddingCache:
+    """Image embeddings per (set spec, model), written batch by batch, marked done after writing."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = zarr.open_group(str(root), mode="a")
+
+    def arrays(self, name: str, key: str, n: int, dim: int, chunk: int, spec: dict):
+        """The (embedding, done) arrays of one set, created on first use."""
+        path = f"{name}-{key}"
+        if path not in self.root:
+            group = self.root.create_group(path)
+            group.attrs.update({"set": name, "spec": json.loads(json.dumps(spec, default=str))})
+            group.create_array("embedding", shape=(n, dim), chunks=(chunk, dim), dtype="float32",
+                               dimension_names=("image", "feature"))
+            group.create_array("done", shape=(-(-n // chunk),), chunks=(-(-n // chunk),),
+                               dtype="bool", fill_value=False, dimension_names=("chunk",))
+        group = self.root[path]
+        return group["embedding"], group["done"]
+
+
+def _loader(stim_set, loaded: LoadedModel, batch_size: int, workers: int | None, todo: list[int]):
+    from stimuli.dataset import StimulusDataset
+
+    dataset = StimulusDataset(stim_set, mean=loaded.mean, std=loaded.std, normalize=False)
+    if workers is None:
+        workers = max(0, (os.cpu_count() or 1) - 1)
+    batches = [list(range(c * batch_size, min(len(stim_set), (c + 1) * batch_size))) for c in todo]
+    return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers,
+                                       pin_memory=loaded.device.type == "cuda")
+
+
+@torch.no_grad()
+def encode_batch(loaded: LoadedModel, images: torch.Tensor, dtype: str) -> torch.Tensor:
+    """uint8 (N, 3, H, W) images -> (N, D) unit-norm float32 embeddings."""
+    from stimuli.dataset import normalize
+
+    x = normalize(images.to(loaded.device, non_blocking=True), loaded.mean, loaded.std)
+    with autocast(loaded.device, dtype):
+        emb = loaded.clip.encode_image(x)
+    return torch.nn.functional.normalize(emb.float(), dim=-1)
+
+
+def image_embeddings(loaded: LoadedModel, stim_set, n: int, cache: EmbeddingCache, *,
+                     batch_size: int = 64, dtype: str = "float32",
+                     workers: int | None = None) -> np.ndarray:
+    """(n, D) unit-norm embeddings of the set's first n images, encoding only what is not cached.
+
+    The cache spans the whole set (built without --limit) in whole batches, so a larger --limit
+    or a new template reuses every batch already encoded.
+    """
+    require_text_tower(loaded)
+    spec = {k: v for k, v in stim_set.spec().items() if k not in ("limit", "length")}
+    key = cache_key(spec, {**loaded.describe(), "dtype": dtype})
+    dim = embedding_dim(loaded, dtype)
+    emb, done = cache.arrays(stim_set.name, key, len(stim_set), dim, batch_size, spec)
+    chunk = emb.chunks[0]
+    needed = -(-n // chunk)
+    todo = [int(c) for c in np.flatnonzero(~done[:needed])]
+    if todo:
+        log.info("encoding %s: %d of %d batches to go", stim_set.name, len(todo), needed)
+        bar = tqdm(total=len(todo), desc=f"naming {stim_set.name}", unit="batch")
+        for c, (images, _index) in zip(todo, _loader(stim_set, loaded, chunk, workers, todo),
+                                       strict=True):
+            batch = encode_batch(loaded, images, dtype).cpu().numpy()
+            emb[c * chunk: c * chunk + len(images)] = batch
+            done[c] = True
+            bar.update()
+        bar.close()
+    return emb[:n]

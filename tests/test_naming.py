@@ -1,0 +1,113 @@
+"""`chromadissect naming` end to end on the tiny CLIP: tables, figures, cache, errors."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from interp import cli, naming_embed
+from interp.models import load_model
+from interp.naming import Naming, write_experiment
+from interp.naming_embed import EmbeddingCache, text_embeddings
+from interp.naming_tables import EXPERIMENTS, prompts
+from stimuli import get_set
+
+TINY = ["--model", "interp.models:tiny_clip", "--pretrained", "none"]
+
+
+def naming_cli(run, *extra: str) -> int:
+    return cli.main(["naming", "--run-dir", str(run), *TINY, "--samples-per-combo", "1",
+                     "--limit", "24", "--batch-size", "16", "--workers", "0", *extra])
+
+
+def read_csv(path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("naming_run")
+    assert naming_cli(path) == 0
+    return path
+
+
+def test_writes_all_five_tables_and_figures(run):
+    out = run / "naming"
+    for n, exp in EXPERIMENTS.items():
+        assert (out / f"exp{n}.md").read_text().startswith(f"# Experiment {n}")
+        rows = read_csv(out / f"exp{n}.csv")
+        pct = [c for c in rows[0] if c.endswith("_pct")]
+        assert pct and not any(c.startswith("published_") for c in pct)  # not RN50/openai
+        assert len(list(out.glob(f"confusion_exp{n}_*.png"))) == len(exp.templates)
+    grid = read_csv(out / "exp1.csv")
+    assert sum(int(r["n_images"]) for r in grid) == 24
+    for r in (r for r in grid if int(r["n_images"])):
+        total = float(r["background_pct"]) + float(r["object_pct"]) + float(r["other_pct"])
+        assert total == pytest.approx(100, abs=0.02)
+    total = read_csv(out / "exp5.csv")[-1]
+    assert total["color"] == "TOTAL"
+    assert sum(float(total[c]) for c in ("font_pct", "written_pct", "background_pct",
+                                         "none_pct")) == pytest.approx(100, abs=0.02)
+    assert len(read_csv(out / "exp3.csv")) == 5
+
+
+def test_predictions_are_the_argmax_of_cosine_similarity(run):
+    loaded = load_model("interp.models:tiny_clip", "none")
+    stroop = get_set("stroop", samples_per_combo=1, image_size=64)
+    naming = Naming(loaded, {"stroop": stroop}, EmbeddingCache(run / "naming" / "embeddings.zarr"),
+                    limit=5, batch_size=16, workers=0)
+    template = EXPERIMENTS[4].templates[0]
+    images = torch.stack([torch.from_numpy(stroop.render(i).transpose(2, 0, 1).copy())
+                          for i in range(5)])
+    with torch.no_grad():
+        x = naming_embed.encode_batch(loaded, images, "float32")
+        tokens = loaded.tokenizer(prompts(template))
+        t = torch.nn.functional.normalize(loaded.clip.encode_text(tokens), dim=-1)
+    expect = (x @ t.T).argmax(dim=1).numpy()
+    np.testing.assert_array_equal(naming.predict("stroop", template), expect)
+    np.testing.assert_allclose(text_embeddings(loaded, template).numpy(), t.numpy(), atol=1e-6)
+
+
+def test_new_experiment_reuses_cached_embeddings(run, monkeypatch):
+    calls = []
+    real = naming_embed.encode_batch
+    monkeypatch.setattr(naming_embed, "encode_batch", lambda *a: calls.append(1) or real(*a))
+    assert naming_cli(run, "--experiments", "2,4") == 0
+    assert calls == []
+    assert naming_cli(run, "--experiments", "1", "--limit", "40") == 0  # 24 cached, 16 new
+    assert len(calls) == 1
+
+
+def test_published_figures_stand_beside_measured_ones(run, tmp_path):
+    loaded = load_model("interp.models:tiny_clip", "none")
+    sets = {"stroop-white": get_set("stroop-white", samples_per_combo=1, image_size=64)}
+    naming = Naming(loaded, sets, EmbeddingCache(run / "naming" / "embeddings.zarr"), limit=24,
+                    batch_size=16, workers=0)
+    write_experiment(tmp_path, 4, naming, show_published=True)
+    rows = {r["color"]: r for r in read_csv(tmp_path / "exp4.csv")}
+    assert rows["TOTAL"]["published_font_pct"] == "16.72"
+    assert rows["white"]["published_font_pct"] == ""  # the paper has no white row
+    assert "(paper 81.11%)" in (tmp_path / "exp4.md").read_text()
+
+
+def test_refuses_a_model_without_text_tower(tmp_path, capsys):
+    code = cli.main(["naming", "--run-dir", str(tmp_path), "--model",
+                     "torchvision.models:resnet18", "--pretrained", "none"])
+    assert code == 1
+    assert "no text tower" in capsys.readouterr().err
+    assert not (tmp_path / "naming").exists()
+
+
+def test_refuses_bad_experiment_numbers(tmp_path, capsys):
+    assert naming_cli(tmp_path, "--experiments", "1,7") == 2
+    assert "--experiments" in capsys.readouterr().err
+
+
+def test_refuses_another_model_in_the_same_run(run, capsys):
+    code = cli.main(["naming", "--run-dir", str(run), "--model", "RN50", "--pretrained", "none"])
+    assert code == 1
+    assert "model_settings.model" in capsys.readouterr().err
