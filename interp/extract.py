@@ -181,11 +181,21 @@ def versions() -> dict:
             "python": platform.python_version()}
 
 
+def model_kwargs(settings: dict) -> dict:
+    """`load_model` keyword arguments with the defaults filled in, as run.json records them."""
+    defaults = {"model": "RN50", "pretrained": "openai", "seed": 0, "layers": None}
+    given = {k: v for k, v in settings.items() if v is not None}
+    unknown = set(given) - set(MODEL_KEYS)
+    if unknown:
+        raise UsageError(f"unknown model setting(s) {sorted(unknown)}; use {', '.join(MODEL_KEYS)}")
+    return {**defaults, **given}
+
+
 def _record_settings(run: RunDir, loaded, model_settings: dict, stim: dict, dtype: str,
                      batch_size: int, chunk: int, seed: int) -> None:
     """Refuse a run directory holding other settings; record ours (rank 0, under the lock)."""
     run.check_settings("model", loaded.describe())
-    run.check_settings("model_settings", {k: model_settings.get(k) for k in MODEL_KEYS})
+    run.check_settings("model_settings", model_settings)
     run.check_settings("stimuli", {name: s.spec() for name, s in stim.items()})
     run.check_settings("extract", {"dtype": dtype, "sets": {
         name: {"batch_size": batch_size, "chunk_images": chunk, "n_images": len(s)}
@@ -257,8 +267,9 @@ class _Loop:
 
 def _extract_set(loop: _Loop, g, d, s, name: str, chunk: int, batch_size: int, workers: int,
                  store_root: Path) -> dict:
-    from stimuli.dataset import StimulusDataset
     from torch.utils.data import DataLoader
+
+    from stimuli.dataset import StimulusDataset
 
     n = len(s)
     pending = np.flatnonzero(~store.completed_chunks(g))
@@ -308,8 +319,8 @@ def extract(run_dir: str | os.PathLike, model_settings: dict, sets: Sequence[str
         dev = torch.device("cuda", d.local_rank)
     try:
         run = RunDir(run_dir)
-        loaded = load_model(**{k: model_settings.get(k) for k in MODEL_KEYS
-                               if model_settings.get(k) is not None}, device=dev)
+        model_settings = model_kwargs(model_settings)
+        loaded = load_model(**model_settings, device=dev)
         chunk = chunk_size_for(batch_size, chunk_images)
         stim = {name: get_set(name, samples_per_combo=samples_per_combo,
                               image_size=loaded.image_size, seed=stimulus_seed, limit=limit,

@@ -1,0 +1,137 @@
+"""End to end on the tiny model: resume after kill -9, failed writes, reruns, torchrun = 1 process.
+
+All runs use one thread per process: CPU kernels may round differently with other thread counts,
+and bit-identical results are promised for the same execution settings.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from interp import store
+from interp.errors import ChromaError
+from interp.extract import extract
+from interp.rundir import RunDir
+
+ROOT = Path(__file__).resolve().parents[1]
+N, BATCH, CHUNK = 96, 8, 16  # 6 chunks of 2 batches
+ARGS = ["--model", "interp.models:tiny_clip", "--pretrained", "none", "--sets", "shapes",
+        "--samples-per-combo", "1", "--limit", str(N), "--batch-size", str(BATCH),
+        "--chunk-images", str(CHUNK), "--workers", "0"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+def run_in_process(run_dir: Path, **overrides) -> Path:
+    kwargs = dict(samples_per_combo=1, limit=N, batch_size=BATCH, chunk_images=CHUNK, workers=0)
+    kwargs.update(overrides)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return extract(run_dir, {"model": "interp.models:tiny_clip", "pretrained": "none"},
+                       ["shapes"], **kwargs)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def arrays(run_dir: Path) -> dict[str, np.ndarray]:
+    g = zarr.open_group(run_dir / "activations.zarr", mode="r")["shapes"]
+    out = {"complete": g["complete"][:]}
+    for block in g.attrs["blocks"]:
+        for kind in ("max", "argmax", "mean"):
+            out[f"{block}/{kind}"] = g[block][kind][:]
+    return out
+
+
+def assert_identical(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+        assert a[key].dtype == b[key].dtype
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict[str, np.ndarray]:
+    run = tmp_path_factory.mktemp("reference")
+    run_in_process(run)
+    return arrays(run)
+
+
+def test_reference_is_complete_and_nonzero(reference):
+    assert reference["complete"].tolist() == [1] * (N // CHUNK)
+    assert (reference["layer1.0/max"] > 0).mean() > 0.5
+
+
+def test_resume_after_kill_9_is_bit_identical(tmp_path, reference):
+    cmd = [sys.executable, "-m", "interp.cli", "extract", "--run-dir", str(tmp_path), *ARGS]
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    marks = tmp_path / "activations.zarr/shapes/complete/c"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if marks.is_dir() and len(list(marks.iterdir())) >= 2:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = store.completed_chunks(store.open_store(tmp_path)["shapes"])
+    assert 2 <= done.sum() < len(done), f"kill came too late or too early: {done}"
+    assert (tmp_path / ".lock").exists()  # the killed run's lock is left behind
+    run_in_process(tmp_path)  # takes the stale lock over and does the rest
+    assert_identical(arrays(tmp_path), reference)
+    timing = RunDir(tmp_path).read()["timings"]["extract"]["shapes"]
+    assert timing["images"] == N - CHUNK * int(done.sum())
+
+
+def test_failed_write_stops_with_clear_error_and_resumes(tmp_path, reference, monkeypatch):
+    real_write, calls = store.write_chunk, []
+
+    def failing(group, root, chunk, data):
+        calls.append(chunk)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real_write(group, root, chunk, data)
+
+    monkeypatch.setattr(store, "write_chunk", failing)
+    with pytest.raises(ChromaError, match="No space left.*rerun the same command to resume"):
+        run_in_process(tmp_path)
+    assert not (tmp_path / ".lock").exists()
+    monkeypatch.setattr(store, "write_chunk", real_write)
+    assert store.completed_chunks(store.open_store(tmp_path)["shapes"]).sum() == 2
+    run_in_process(tmp_path)
+    assert_identical(arrays(tmp_path), reference)
+
+
+def test_rerun_skips_and_other_settings_are_refused(tmp_path, reference):
+    run_in_process(tmp_path, limit=2 * CHUNK)
+    before = (tmp_path / "activations.zarr/shapes/layer1.0/max/c/0/0").stat().st_mtime_ns
+    run_in_process(tmp_path, limit=2 * CHUNK)
+    assert RunDir(tmp_path).read()["timings"]["extract"]["shapes"]["images"] == 0
+    assert (tmp_path / "activations.zarr/shapes/layer1.0/max/c/0/0").stat().st_mtime_ns == before
+    with pytest.raises(ChromaError, match=r"stimuli\.shapes\.samples_per_combo \(run has 1"):
+        run_in_process(tmp_path, limit=2 * CHUNK, samples_per_combo=2)
+    with pytest.raises(ChromaError, match=r"extract\.dtype \(run has 'float32'"):
+        run_in_process(tmp_path, limit=2 * CHUNK, dtype="bfloat16")
+    np.testing.assert_array_equal(arrays(tmp_path)["layer4.0/max"],
+                                  reference["layer4.0/max"][: 2 * CHUNK])
+
+
+@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
+                    reason="torchrun not installed next to python")
+def test_torchrun_two_ranks_equal_one_process(tmp_path, reference):
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    cmd = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "interp.cli", "extract",
+           "--run-dir", str(tmp_path), *ARGS]
+    result = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert_identical(arrays(tmp_path), reference)
+    assert RunDir(tmp_path).read()["timings"]["extract"]["shapes"]["processes"] == 2
