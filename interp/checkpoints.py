@@ -101,7 +101,8 @@ def build_open_clip(model: str, pretrained: str) -> tuple[nn.Module, str, dict |
         set_model_preprocess_cfg(net, {**net.visual.preprocess_cfg,
                                        "mean": cfg.get("mean", net.visual.image_mean),
                                        "std": cfg.get("std", net.visual.image_std)})
-        identity = {"tag": pretrained, "file": str(path)}
+        identity = {"tag": pretrained, **file_identity(path)}
+        del identity["path"]  # the cache location differs between machines; the bytes do not
     elif kind == "path":
         identity = load_into(net, pretrained, model)
     return net, name, identity
@@ -164,14 +165,19 @@ def cached_weights(model: str, tag: str) -> Path | None:
     return None
 
 
+def hub_url() -> str:
+    """The hub the client would use (HF_ENDPOINT for mirrors)."""
+    return os.environ.get("HF_ENDPOINT") or HUB_URL
+
+
 def hub_reachable(url: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> bool:
     """A short probe of the hub, bounded in time even if name resolution hangs."""
     result: list[bool] = []
 
     def probe() -> None:
         try:
-            urllib.request.urlopen(urllib.request.Request(url or HUB_URL, method="HEAD"),
-                                   timeout=timeout)
+            request = urllib.request.Request(url or hub_url(), method="HEAD")
+            urllib.request.urlopen(request, timeout=timeout)
             result.append(True)
         except Exception as err:  # noqa: BLE001 - any failure means "not reachable"
             result.append(getattr(err, "code", 0) in (301, 302, 401, 403, 404, 405))
@@ -192,7 +198,7 @@ def cached_or_fetch(model: str, tag: str) -> Path:
         return path
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     if offline or not hub_reachable():
-        why = "HF_HUB_OFFLINE is set" if offline else f"{HUB_URL} is unreachable"
+        why = "HF_HUB_OFFLINE is set" if offline else f"{hub_url()} is unreachable"
         raise ChromaError(f"weights {model}/{tag} are not cached ({hf_cache_dir()}) and {why}; "
                           f"{REMEDIES}")
     log.info("downloading weights %s/%s (once; cached in %s)", model, tag, hf_cache_dir())

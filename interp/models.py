@@ -183,7 +183,11 @@ def load_factory(spec: str) -> nn.Module:
     except (ImportError, AttributeError) as err:
         raise UsageError(f"--model {spec}: cannot import {attr!r} from {module_name!r} ({err}); "
                          "use package.module:factory") from None
-    module = factory()
+    try:
+        module = factory()
+    except Exception as err:  # noqa: BLE001 - the user's code may raise anything
+        raise ChromaError(f"--model {spec}: the factory raised {type(err).__name__}: {err}; "
+                          "it must build the module when called with no arguments") from err
     if not isinstance(module, nn.Module):
         raise UsageError(f"--model {spec}: the factory returned {type(module).__name__}, "
                          "not a torch nn.Module")
