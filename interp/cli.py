@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "interp.analysis.analyze",
     "interp.extract",
     "interp.naming",
+    "interp.attribute",
 ]
 
 
