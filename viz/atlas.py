@@ -1,0 +1,116 @@
+"""The static HTML atlas under RUN/atlas/: index → block pages → unit pages, all from file://.
+
+Fast at 15,104 units: one NF sprite sheet per block and set (CSS background-position), unit data
+embedded in each block page as JS (file:// forbids fetch), cards rendered for a chosen subset only.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from viz import card, figures, rundata
+from viz.pages import Site, file_stem
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).parent / "assets"
+SPRITE_SETS = ("natural", "stroop")
+NF_READ_BATCH = 64
+#: Which score picks the units of each type that get a rendered card.
+CARD_SCORE = {"color_chromatic": "f_color", "color_achromatic": "f_color", "color_word": "f_word",
+              "color_multimodal": "f_word", "any_word": "max_words"}
+
+
+def card_path(run: Path, block: str, unit: int) -> Path:
+    """Where the card PNG of a unit lives (the atlas and `chromadissect neuron` agree on it)."""
+    return Path(run) / "atlas" / "cards" / file_stem(block) / f"{unit}.png"
+
+
+def select_card_units(units: list[dict], per_type: int) -> list[dict]:
+    """The `per_type` best units of each scored type in each block (the ones that get cards)."""
+    chosen = []
+    for block in rundata.block_sizes(units):
+        for kind, score in CARD_SCORE.items():
+            of_kind = [u for u in units if u["block"] == block and u["type"] == kind]
+            of_kind.sort(key=lambda u, s=score: -_finite(u.get(s)))
+            chosen += of_kind[:per_type]
+    return chosen
+
+
+def _finite(value) -> float:
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else -math.inf
+
+
+def nf_thumbnail(nf: np.ndarray | None, size: int) -> np.ndarray:
+    """An NF (h, w, 3) raw floats, NaN padding -> (size, size, 3) uint8 (mid grey when absent)."""
+    if nf is None:
+        return np.full((size, size, 3), 128, np.uint8)
+    image = Image.fromarray((card.nf_display(nf) * 255).round().astype(np.uint8))
+    return np.asarray(image.resize((size, size), Image.Resampling.BOX))
+
+
+def sprite_sheet(thumbs: np.ndarray, columns: int) -> np.ndarray:
+    """(n, s, s, 3) thumbnails -> one image, unit u at row u // columns, column u % columns."""
+    n, size = thumbs.shape[:2]
+    rows = math.ceil(n / columns)
+    sheet = np.full((rows * size, columns * size, 3), 255, np.uint8)
+    for u in range(n):
+        y, x = divmod(u, columns)
+        sheet[y * size:(y + 1) * size, x * size:(x + 1) * size] = thumbs[u]
+    return sheet
+
+
+def block_thumbnails(group, set_name: str, block: str, n_units: int, size: int) -> np.ndarray:
+    """Thumbnails of every unit's NF in one block, reading NFs a batch of units at a time."""
+    thumbs = np.empty((n_units, size, size, 3), np.uint8)
+    for start in range(0, n_units, NF_READ_BATCH):
+        batch = rundata.read_array(group, f"{set_name}/{block}/nf",
+                                   slice(start, min(start + NF_READ_BATCH, n_units)))
+        for i in range(min(NF_READ_BATCH, n_units - start)):
+            thumbs[start + i] = nf_thumbnail(None if batch is None else batch[i], size)
+    return thumbs
+
+
+def build_atlas(run: Path, *, cards_per_type: int = 1, thumb: int = 40) -> Path:
+    """Write figures, sprites, index, block and unit pages and chosen cards; return index.html."""
+    run = Path(run)
+    out = run / "atlas"
+    units = rundata.load_units(run)
+    sizes = rundata.block_sizes(units)
+    site = Site(run, sizes, thumb)
+    figs = figures.write_figures(run, units)
+    (out / "sprites").mkdir(parents=True, exist_ok=True)
+    for asset in ASSETS.iterdir():
+        shutil.copy(asset, out / asset.name)
+    render_cards(run, select_card_units(units, cards_per_type))
+    cards = {u["unit_id"] for u in units if card_path(run, u["block"], u["unit"]).exists()}
+    group = rundata.open_analysis(run)
+    by_block = {b: [u for u in units if u["block"] == b] for b in sizes}
+    for block, n in tqdm(sizes.items(), desc="atlas blocks", unit="block"):
+        for set_name in SPRITE_SETS:
+            thumbs = block_thumbnails(group, set_name, block, n, thumb)
+            sheet = sprite_sheet(thumbs, site.columns(n))
+            Image.fromarray(sheet).save(out / "sprites" / f"{file_stem(block)}.{set_name}.png")
+        site.write(f"blocks/{file_stem(block)}.html", site.block_page(block, by_block[block]))
+        for record in by_block[block]:
+            site.write(f"units/{file_stem(block)}/{record['unit']}.html",
+                       site.unit_page(record, by_block[block], cards))
+    site.write("index.html", site.index_page(units, figs))
+    log.info("atlas of %d units in %d blocks: %s", len(units), len(sizes), out / "index.html")
+    return out / "index.html"
+
+
+def render_cards(run: Path, records: list[dict]) -> None:
+    """Render the cards of `records`, skipping cards already newer than neurons.csv."""
+    csv_time = (run / "neurons.csv").stat().st_mtime
+    for record in tqdm(records, desc="unit cards", unit="card"):
+        path = card_path(run, record["block"], record["unit"])
+        if not (path.exists() and path.stat().st_mtime >= csv_time):
+            card.write_card(run, record, path)

@@ -1,0 +1,190 @@
+"""The paper's per-layer figures (Fig. 2, 3, 5) and the naming tables as bar charts.
+
+Each `*_figure` function takes plain data and returns a matplotlib Figure (no pyplot state);
+`write_figures` reads a run and writes PNG + SVG into RUN/figures/.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import csv
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from interp.analysis.hue import hue_histogram, pearson_r
+from viz import rundata
+
+log = logging.getLogger(__name__)
+
+#: Okabe & Ito (2008) colour-blind-safe categorical palette.
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
+             "#999999", "#000000")
+
+TYPE_ORDER = ("color_chromatic", "color_achromatic", "color_multimodal", "color_word",
+              "any_word", "unassigned", "not_activated")
+TYPE_COLORS = dict(zip(TYPE_ORDER, ("#D55E00", "#999999", "#CC79A7", "#0072B2", "#56B4E9",
+                                    "#F0E442", "#000000"), strict=True))
+TYPE_LABELS = {t: t.replace("color_", "colour ").replace("_", " ") for t in TYPE_ORDER}
+
+#: CSI bins of Fig. 2 (Rafegas & Vanrell 2018 style): none, low, medium, high, very high.
+CSI_EDGES = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
+HUE_BINS = 12
+
+
+def csi_fractions(csi: np.ndarray) -> np.ndarray:
+    """Fraction of units in each CSI bin (NaN units ignored); the last bin includes 1.0."""
+    csi = csi[np.isfinite(csi)]
+    counts, _ = np.histogram(np.clip(csi, 0, 1), bins=CSI_EDGES)
+    return counts / max(len(csi), 1)
+
+
+def type_fractions(types: list[str]) -> np.ndarray:
+    """Fraction of units of each type in TYPE_ORDER (unknown type names count as unassigned)."""
+    known = [t if t in TYPE_ORDER else "unassigned" for t in types]
+    return np.array([known.count(t) for t in TYPE_ORDER]) / max(len(known), 1)
+
+
+def _stacked_bars(ax, labels: list[str], fractions: np.ndarray, names: list[str],
+                  colors: list) -> None:
+    """Stacked bars: one per label (row of `fractions`), one segment per name (column)."""
+    bottom = np.zeros(len(labels))
+    for j, (name, color) in enumerate(zip(names, colors, strict=True)):
+        ax.bar(labels, fractions[:, j] * 100, bottom=bottom, color=color, label=name,
+               edgecolor="white", linewidth=0.5)
+        bottom += fractions[:, j] * 100
+    ax.set_ylabel("% of units in block")
+    ax.set_ylim(0, 100)
+    ax.tick_params(axis="x", labelrotation=60)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+
+
+def csi_figure(blocks: list[str], fractions: np.ndarray) -> Figure:
+    """Fig. 2: colour-selectivity distribution per block, stacked over CSI bins."""
+    fig = Figure(figsize=(max(6, 0.5 * len(blocks) + 3), 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    names = [f"{lo:g} ≤ CSI < {hi:g}" if hi < 1 else f"{lo:g} ≤ CSI ≤ 1"
+             for lo, hi in zip(CSI_EDGES[:-1], CSI_EDGES[1:], strict=True)]
+    colors = [(0.9, 0.9, 0.9), "#C6DBEF", "#6BAED6", "#2171B5", "#08306B"]
+    _stacked_bars(ax, blocks, fractions, names, colors)
+    ax.set_title("Colour selectivity index (CSI) per block")
+    return fig
+
+
+def types_figure(blocks: list[str], fractions: np.ndarray) -> Figure:
+    """Fig. 5: unit types per block, stacked bars."""
+    fig = Figure(figsize=(max(6, 0.5 * len(blocks) + 3), 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    _stacked_bars(ax, blocks, fractions, [TYPE_LABELS[t] for t in TYPE_ORDER],
+                  [TYPE_COLORS[t] for t in TYPE_ORDER])
+    ax.set_title("Unit types per block")
+    return fig
+
+
+def hue_figure(units: np.ndarray, corpus: np.ndarray | None, n_units: int) -> Figure:
+    """Fig. 3: hue histogram of colour-selective units (bars in their hue) vs the natural corpus."""
+    bins = len(units)
+    centres = (np.arange(bins) + 0.5) * 360 / bins
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.add_subplot()
+    colors = [colorsys.hsv_to_rgb(c / 360, 0.75, 0.9) for c in centres]
+    ax.bar(centres, units * 100, width=360 / bins * 0.9, color=colors, edgecolor="black",
+           linewidth=0.5, label=f"colour-selective units (n={n_units})")
+    title = "Hue of colour-selective units"
+    if corpus is not None:
+        ax.plot(centres, corpus * 100, "o-", color="black", label="natural corpus pixels")
+        r = pearson_r(units, corpus)
+        title += f" vs natural corpus: Pearson r = {r:.3f}" if math.isfinite(r) else ""
+    ax.set_xticks(np.arange(0, 361, 60))
+    ax.set_xlabel("hue (degrees)")
+    ax.set_ylabel("% of units / pixels")
+    ax.set_xlim(0, 360)
+    ax.set_title(title)
+    ax.legend(frameon=False)
+    return fig
+
+
+def naming_figure(title: str, rows: list[dict[str, str]]) -> Figure | None:
+    """A naming table (one CSV) as grouped horizontal bars of its percentage columns."""
+    pct = [c for c in rows[0] if _is_pct(c)] if rows else []
+    if not pct:
+        return None
+    text = [c for c in rows[0] if c not in pct and not _numeric(rows, c)]
+    labels = [" / ".join(r[c] for c in text) for r in rows]
+    fig = Figure(figsize=(8, 1.2 + 0.25 * len(rows) * len(pct) ** 0.5), layout="constrained")
+    ax = fig.add_subplot()
+    height = 0.8 / len(pct)
+    y = np.arange(len(rows))
+    for j, col in enumerate(pct):
+        values = [_float(r[col]) for r in rows]
+        ax.barh(y + j * height, values, height, label=col, color=OKABE_ITO[j % len(OKABE_ITO)])
+    ax.set_yticks(y + 0.4 - height / 2, labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("%")
+    ax.set_xlim(0, 100)
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    return fig
+
+
+def _is_pct(column: str) -> bool:
+    return any(k in column.lower() for k in ("%", "pct", "percent"))
+
+
+def _numeric(rows: list[dict[str, str]], column: str) -> bool:
+    return all(not math.isnan(_float(r[column])) for r in rows)
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text.rstrip("%"))
+    except ValueError:
+        return math.nan
+
+
+def save(fig: Figure, out: Path, stem: str) -> list[Path]:
+    """Write `stem`.png (150 dpi) and `stem`.svg under `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{stem}.png", out / f"{stem}.svg"]
+    for path in paths:
+        fig.savefig(path, dpi=150)
+    return paths
+
+
+def write_figures(run: Path, units: list[dict] | None = None) -> list[Path]:
+    """Fig. 2, 3, 5 and one chart per naming table into RUN/figures/; returns the PNG paths."""
+    run = Path(run)
+    units = units if units is not None else rundata.load_units(run)
+    out = run / "figures"
+    blocks = list(rundata.block_sizes(units))
+    by_block = {b: [u for u in units if u["block"] == b] for b in blocks}
+    csi = np.stack([csi_fractions(np.array([u["csi"] for u in by_block[b]])) for b in blocks])
+    types = np.stack([type_fractions([u["type"] for u in by_block[b]]) for b in blocks])
+    written = [save(csi_figure(blocks, csi), out, "csi_by_block")[0],
+               save(types_figure(blocks, types), out, "types_by_block")[0]]
+    unit_hist, corpus, n = hue_data(run, units)
+    written.append(save(hue_figure(unit_hist, corpus, n), out, "hue_histogram")[0])
+    for path in sorted((run / "naming").glob("exp*.csv")):
+        with open(path, newline="") as f:
+            fig = naming_figure(f"Naming {path.stem}", list(csv.DictReader(f)))
+        if fig is not None:
+            written.append(save(fig, out, f"naming_{path.stem}")[0])
+    log.info("figures written to %s", out)
+    return written
+
+
+def hue_data(run: Path, units: list[dict]) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """(unit hue histogram, corpus histogram or None, number of units) for Fig. 3.
+
+    The unit histogram is computed from neurons.csv's hue_deg (set for colour-selective units);
+    the corpus histogram comes from analysis.zarr's root attribute `natural_hue_histogram`.
+    """
+    hues = np.array([u.get("hue_deg", math.nan) for u in units], dtype=float)
+    group = rundata.open_analysis(run)
+    corpus = group.attrs.get("natural_hue_histogram") if group is not None else None
+    bins = len(corpus) if corpus else HUE_BINS
+    corpus_hist = np.asarray(corpus, dtype=float) / max(sum(corpus), 1e-12) if corpus else None
+    return hue_histogram(hues, bins), corpus_hist, int(np.isfinite(hues).sum())

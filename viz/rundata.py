@@ -1,0 +1,115 @@
+"""Read what the analysis left in a run directory (neurons.csv, analysis.zarr, run.json, naming/).
+
+The viz side never runs a model: everything it draws comes through these readers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from interp.errors import ChromaError
+from stimuli.palette import COLOR_TERMS
+
+TEXT_COLUMNS = {"unit_id", "block", "type", "color_term", "nf_color_term",
+                "best_word", "best_font", "best_bg", "best_color"}
+LABEL_KINDS = ("word", "font", "bg", "color")
+
+
+def load_units(run: Path) -> list[dict]:
+    """neurons.csv as one dict per unit (numbers parsed, NaN for empty), in file order."""
+    path = Path(run) / "neurons.csv"
+    if not path.exists():
+        raise ChromaError(f"{path} not found; run `chromadissect analyze --run-dir {run}` first")
+    with open(path, newline="") as f:
+        return [_parse_row(row) for row in csv.DictReader(f)]
+
+
+def _parse_row(row: dict[str, str]) -> dict:
+    out: dict = {}
+    for key, text in row.items():
+        if key in TEXT_COLUMNS:
+            out[key] = _term_name(text) if key.startswith(("best_", "color_term", "nf_")) else text
+        elif key == "unit":
+            out[key] = int(text)
+        else:
+            out[key] = float(text) if text not in ("", "None") else math.nan
+    return out
+
+
+def _term_name(text: str) -> str:
+    """A colour label as its name, whether stored as a name or as a palette index."""
+    return COLOR_TERMS[int(text)] if text.isdigit() and int(text) < len(COLOR_TERMS) else text
+
+
+def block_sizes(units: list[dict]) -> dict[str, int]:
+    """Block name -> number of units, in the order the blocks appear in neurons.csv."""
+    sizes: dict[str, int] = {}
+    for u in units:
+        sizes[u["block"]] = max(sizes.get(u["block"], 0), u["unit"] + 1)
+    return sizes
+
+
+def parse_unit_id(text: str) -> tuple[str, int]:
+    """`layer3.2:417` -> ("layer3.2", 417)."""
+    block, sep, unit = text.rpartition(":")
+    if not sep or not block or not unit.isdigit():
+        raise ChromaError(f"bad unit {text!r}: write it as BLOCK:UNIT, e.g. layer3.2:417")
+    return block, int(unit)
+
+
+def find_unit(units: list[dict], unit_id: str) -> dict:
+    """The record of `block:unit`, or a one-line error naming the valid blocks / unit range."""
+    block, unit = parse_unit_id(unit_id)
+    sizes = block_sizes(units)
+    if block not in sizes:
+        raise ChromaError(f"unknown block {block!r}; blocks are {', '.join(sizes)}")
+    if unit >= sizes[block]:
+        raise ChromaError(f"unit {unit} out of range for {block}: units are 0-{sizes[block] - 1}")
+    return next(u for u in units if u["block"] == block and u["unit"] == unit)
+
+
+def open_analysis(run: Path) -> zarr.Group | None:
+    """RUN/analysis.zarr read-only, or None when the analysis has not written it."""
+    path = Path(run) / "analysis.zarr"
+    return zarr.open_group(path, mode="r") if path.exists() else None
+
+
+def read_array(group: zarr.Group | None, key: str, units: slice | int) -> np.ndarray | None:
+    """group[key][units] or None when that array is absent."""
+    if group is None or key not in group:
+        return None
+    return np.asarray(group[key][units])
+
+
+def stroop_labels(run: Path) -> dict[str, np.ndarray]:
+    """Stroop label codes (word, font_color, bg_color) from the activation store; {} if absent."""
+    path = Path(run) / "activations.zarr"
+    if not path.exists():
+        return {}
+    root = zarr.open_group(path, mode="r")
+    return {kind: np.asarray(root[f"stroop/labels/{kind}"][:])
+            for kind in ("word", "font_color", "bg_color") if f"stroop/labels/{kind}" in root}
+
+
+def read_json(path: Path) -> dict:
+    """A JSON file as a dict; {} when it does not exist."""
+    return json.loads(Path(path).read_text()) if Path(path).exists() else {}
+
+
+def unit_attributions(run: Path, unit_id: str) -> list[dict]:
+    """Entries of RUN/attributions/index.json for one unit, image paths made absolute."""
+    index = read_json(Path(run) / "attributions" / "index.json")
+    entries = index.get("units", {}).get(unit_id, [])
+    return [{**e, "path": Path(run) / "attributions" / e["image"]} for e in entries]
+
+
+def natural_sort_key(name: str) -> list:
+    """Sort `layer10.2` after `layer2.0`."""
+    import re
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
