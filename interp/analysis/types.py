@@ -23,14 +23,17 @@ class Thresholds:
         the number of units by the max statistic), 0.05: the usual level.
     min_selectivity: effect size, (f - chance) / (1 - chance) of the best label, 0.2. Chance is
         the label's base rate in the set (1/11 for a word, font or background colour, about 2/11
-        for "colour present" = font or background), so the same number asks the same of each kind.
-        A colour multimodal unit splits its top-N over three modalities, about 1/3 each, i.e. an
-        effect of (1/3 - 1/11) / (10/11) = 0.27 per modality; 0.2 keeps those while asking for
-        f >= 0.27 (3x chance) for a word and f >= 0.35 for colour present.
+        for "colour present" = font or background), so the same number asks the same of each
+        kind: f >= 0.27 (3x chance) for a word, f >= 0.35 for colour present.
+    multimodal_min_selectivity: the same effect size asked of each of word, font and background
+        of a colour multimodal unit, 0.1: such a unit splits its top-N over three modalities,
+        about 1/3 each, an effect of (1/3 - 1/11) / (10/11) = 0.27 per modality on average;
+        0.1 (f >= 0.18, 2x chance) keeps those whose split is uneven.
     not_activated_ratio: the paper's rule, max on Stroop < 0.5 x max on natural images.
     dead_activation: a unit whose max on every set is at most this is not activated (ReLU dead).
     any_word_drive: an any-word unit's max on Stroop and on `words` each reach this x its max on
-        natural images, 1.0: rendered words drive it at least as much as any photo.
+        natural images, 1.5: rendered words drive it clearly more than any photo (an untuned
+        unit, responding alike to everything, has a ratio near 1 and must not qualify).
     any_word_alike: ... and min/max of those two maxima is at least this, 0.5: colour words and
         other words drive it alike (within a factor 2).
     color_selective_csi: CSI from which a unit counts as colour selective for the hue histogram,
@@ -40,9 +43,10 @@ class Thresholds:
 
     alpha: float = 0.05
     min_selectivity: float = 0.2
+    multimodal_min_selectivity: float = 0.1
     not_activated_ratio: float = 0.5
     dead_activation: float = 1e-6
-    any_word_drive: float = 1.0
+    any_word_drive: float = 1.5
     any_word_alike: float = 0.5
     color_selective_csi: float = 0.25
 
@@ -57,11 +61,12 @@ class KindResult:
     p: np.ndarray
 
 
-def is_selective(r: KindResult, t: Thresholds) -> np.ndarray:
+def is_selective(r: KindResult, t: Thresholds, min_effect: float | None = None) -> np.ndarray:
     """Significant and large enough: p <= alpha and normalised excess over chance >= threshold."""
     with np.errstate(invalid="ignore", divide="ignore"):
         effect = (r.f - r.chance) / (1 - r.chance)
-    return (r.p <= t.alpha) & (effect >= t.min_selectivity)
+    cut = t.min_selectivity if min_effect is None else min_effect
+    return (r.p <= t.alpha) & (effect >= cut)
 
 
 def _max(maxima: dict[str, np.ndarray], name: str, n: int) -> np.ndarray:
@@ -81,7 +86,9 @@ def classify(kinds: dict[str, KindResult], maxima: dict[str, np.ndarray],
     not_activated = ~(all_max > t.dead_activation) | (stroop < t.not_activated_ratio * natural)
     sel = {k: is_selective(r, t) for k, r in kinds.items()}
     word, font, bg, color = kinds["word"], kinds["font"], kinds["bg"], kinds["color"]
-    multimodal = (sel["word"] & sel["font"] & sel["bg"]
+    weak = {k: is_selective(kinds[k], t, t.multimodal_min_selectivity)
+            for k in ("word", "font", "bg")}
+    multimodal = (weak["word"] & weak["font"] & weak["bg"]
                   & (word.best == font.best) & (word.best == bg.best))
     any_word = ~(sel["word"] | sel["font"] | sel["bg"] | sel["color"]) \
         & (stroop >= t.any_word_drive * natural) & (words >= t.any_word_drive * natural) \

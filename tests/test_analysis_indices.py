@@ -1,0 +1,177 @@
+"""Pure numpy indices on hand-made arrays: top-N, Eq. 1 + permutation test, types, hue, CSI."""
+
+import numpy as np
+import pytest
+
+from interp.analysis import hue, selectivity, topn
+from interp.analysis.csi import csi, luminance_gray, opponent_pca_gray
+from interp.analysis.steps import stroop_members
+from interp.analysis.types import KindResult, Thresholds, classify, is_selective
+from stimuli.palette import COLOR_TERMS, PALETTE
+from tests import planted
+
+# --- top-N --------------------------------------------------------------------------------
+
+def test_topn_streaming_equals_full_sort_with_ties_by_index():
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 6, (997, 13)).astype(np.float16)  # many ties
+    values[5, 3] = np.nan
+    ref_i, ref_v = topn.topn_reference(values, 17)
+    for chunk in (1, 16, 100, 997):
+        top = topn.stream_topn(((s, values[s:s + chunk]) for s in range(0, 997, chunk)), 13, 17)
+        np.testing.assert_array_equal(top.index, ref_i)
+        np.testing.assert_array_equal(top.value, ref_v)
+    # ties: the earliest images win, in index order
+    col = values[:, 0].astype(np.float32)
+    best = col.max()
+    expected = np.flatnonzero(col == best)[:17]
+    np.testing.assert_array_equal(ref_i[0, :expected.size], expected)
+
+
+def test_topn_known_answer():
+    values = np.array([[1, 5], [3, 5], [2, 0], [3, 1]], dtype=np.float32)
+    top = topn.stream_topn([(0, values[:2]), (2, values[2:])], 2, 2)
+    np.testing.assert_array_equal(top.index, [[1, 3], [0, 1]])
+    np.testing.assert_array_equal(top.value, [[3, 3], [5, 5]])
+
+
+# --- Eq. 1 and the permutation test --------------------------------------------------------
+
+def test_eq1_hand_computed():
+    member = selectivity.membership(np.array([0, 1, 1, 2]), 3)
+    index = np.array([[0, 1, 2], [3, 2, 0]])
+    weights = np.array([[2.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    f = selectivity.label_fractions(weights, member[index])
+    np.testing.assert_allclose(f, [[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]])
+
+
+def _select_all(acts, labels, n=100, perms=200):
+    top = topn.stream_topn([(0, acts)], acts.shape[1], n)
+    members = stroop_members(labels, len(COLOR_TERMS))
+    return {k: selectivity.select(top.index, top.value, m, perms, seed=0)
+            for k, m in members.items()}
+
+
+def test_permutation_test_finds_planted_and_not_random():
+    labels = planted.stroop_labels(2000)
+    acts = planted.planted_activations(labels)
+    sel = _select_all(acts, labels)
+    col = {c: i for i, c in enumerate(planted.PLANTED_COLUMNS)}
+    p = {k: s.p_values() for k, s in sel.items()}
+    red, blue, black, green = (COLOR_TERMS.index(c) for c in ("red", "blue", "black", "green"))
+    assert sel["word"].best[col["color_word_red"]] == red and p["word"][col["color_word_red"]] < .01
+    assert sel["font"].best[col["color_blue_font"]] == blue
+    assert sel["bg"].best[col["color_black_bg"]] == black
+    assert sel["color"].best[col["multimodal_green"]] == green
+    for kind, s in sel.items():
+        for name in ("random", "random2", "any_word", "dead"):
+            r = KindResult(s.best, s.f, s.chance, p[kind])
+            assert not is_selective(r, Thresholds())[col[name]], (kind, name)
+    assert p["word"][col["dead"]] == 1.0
+    # chance differs per kind: about 1/11 for a single label, about 2/11 for colour present
+    assert abs(sel["word"].chance.mean() - 1 / 11) < 0.02
+    assert abs(sel["color"].chance.mean() - 2 / 11) < 0.03
+
+
+def test_corrected_p_counts_the_max_null():
+    null = np.array([0.5, 1.0, 2.0, 3.0])
+    np.testing.assert_allclose(selectivity.corrected_p(np.array([2.5, 0.1, 9]), null),
+                               [2 / 5, 1.0, 1 / 5])
+
+
+# --- types ----------------------------------------------------------------------------------
+
+def _kinds_from(sel):
+    return {k: KindResult(s.best, s.f, s.chance, s.p_values()) for k, s in sel.items()}
+
+
+def test_classification_recovers_every_planted_type():
+    labels = planted.stroop_labels(2000)
+    acts = planted.planted_activations(labels)
+    kinds = _kinds_from(_select_all(acts, labels))
+    stroop_max = acts.max(axis=0)
+    natural_max = np.full(acts.shape[1], 0.6)
+    words_max = np.full(acts.shape[1], 0.5)
+    words_max[planted.PLANTED_COLUMNS.index("any_word")] = 2.4
+    words_max[planted.PLANTED_COLUMNS.index("dead")] = 0.0
+    natural_max[planted.PLANTED_COLUMNS.index("dead")] = 0.0
+    types, terms = classify(kinds, {"natural": natural_max, "stroop": stroop_max,
+                                    "words": words_max})
+    got = dict(zip(planted.PLANTED_COLUMNS, zip(types, terms, strict=True), strict=True))
+    assert got["color_word_red"] == ("color_word", "red")
+    assert got["multimodal_green"] == ("color_multimodal", "green")
+    assert got["color_blue_font"] == ("color_chromatic", "blue")
+    assert got["color_black_bg"] == ("color_achromatic", "black")
+    assert got["any_word"] == ("any_word", "")
+    assert got["dead"] == ("not_activated", "")
+    assert got["random"][0] == "unassigned" and got["random2"][0] == "unassigned"
+
+
+def test_not_activated_rule_and_thresholds_are_parameters():
+    r = KindResult(np.zeros(2, int), np.zeros(2), np.full(2, 1 / 11), np.ones(2))
+    kinds = {k: r for k in ("word", "font", "bg", "color")}
+    types, _ = classify(kinds, {"natural": np.array([1.0, 1.0]), "stroop": np.array([0.4, 0.6])})
+    assert list(types) == ["not_activated", "unassigned"]
+    types, _ = classify(kinds, {"natural": np.array([1.0, 1.0]), "stroop": np.array([0.4, 0.6])},
+                        Thresholds(not_activated_ratio=0.3))
+    assert list(types) == ["unassigned", "unassigned"]
+
+
+# --- hue and colour terms ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("rgb,deg", [((1, 0, 0), 30.0), ((1, 1, 0), 90.0), ((0, 0, 1), 270.0),
+                                     ((0, 1, 1), 150.0 + 60.0)])
+def test_opponent_hue_of_primaries(rgb, deg):
+    h, c = hue.hue_chroma(np.array(rgb, dtype=float))
+    expected = np.degrees(np.arctan2((rgb[0] + rgb[1] - 2 * rgb[2]) / np.sqrt(6),
+                                     (rgb[0] - rgb[1]) / np.sqrt(2))) % 360
+    assert h == pytest.approx(expected) and c > 0.5
+    if rgb != (0, 1, 1):
+        assert h == pytest.approx(deg)
+
+
+def test_dominant_hue_ignores_achromatic_and_padding():
+    nf = np.full((10, 10, 3), 0.5)  # grey: ignored
+    nf[:3] = (1.0, 0.0, 0.0)  # red, 30 degrees
+    nf[3, :2] = (0.0, 0.0, 1.0)  # a little blue
+    nf[9] = np.nan  # padding
+    assert hue.dominant_hue(nf) == pytest.approx(30.0, abs=1e-6)
+    assert np.isnan(hue.dominant_hue(np.full((4, 4, 3), 0.3)))
+
+
+def test_hue_histogram_and_pearson():
+    h = hue.hue_histogram(np.array([10, 20, 200, np.nan]), 4)
+    np.testing.assert_allclose(h, [2 / 3, 0, 1 / 3, 0])
+    assert hue.pearson_r([1, 2, 3], [2, 4, 6.5]) > 0.99
+    corpus = hue.CorpusHue(12)
+    corpus.add(np.array([[[255, 0, 0], [128, 128, 128]]], dtype=np.uint8))
+    assert corpus.histogram()[1] == 1.0  # red at 30 deg in bin [30, 60); grey ignored
+
+
+def test_nearest_color_term_of_palette_and_centre():
+    for name, rgb in zip(COLOR_TERMS, PALETTE, strict=True):
+        assert hue.nearest_color_term(np.broadcast_to(rgb / 255, (4, 4, 3))) == name
+    nf = np.zeros((8, 8, 3))  # black surround, red centre
+    nf[2:6, 2:6] = (1, 0, 0)
+    assert hue.nearest_color_term(nf) == "red"
+
+
+# --- CSI ----------------------------------------------------------------------------------
+
+def test_csi_values():
+    a = np.array([[2.0, 2.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
+    g = np.array([[2.0, 2.0], [0.0, 0.0], [3.0, 0.0], [0.0, 0.0]])
+    out = csi(a, g)
+    np.testing.assert_allclose(out[:3], [0.0, 1.0, 0.0])  # gray stronger: clipped to 0
+    assert np.isnan(out[3])
+
+
+def test_grayscales():
+    img = np.array([[[255, 0, 0], [0, 0, 255]]], dtype=np.uint8)
+    g = luminance_gray(img)
+    assert (g[..., 0] == g[..., 1]).all() and g[0, 0, 0] == 76 and g[0, 1, 0] == 29
+    rng = np.random.default_rng(0)
+    gray = np.repeat(rng.integers(0, 256, (16, 16, 1)), 3, axis=2).astype(np.uint8)
+    np.testing.assert_array_equal(opponent_pca_gray(gray, (-4, 20, 2, 10)), gray)
+    out = opponent_pca_gray(rng.integers(0, 256, (16, 16, 3)).astype(np.uint8), (4, 8, 4, 8))
+    assert (out[4:8, 4:8, 0] == out[4:8, 4:8, 2]).all()
