@@ -15,7 +15,14 @@ from torchvision.models.resnet import BasicBlock
 
 from interp import checkpoints
 from interp.errors import ChromaError, UsageError
-from interp.models import load_model, resolve_device, tiny_clip, unit_counts
+from interp.models import (
+    find_blocks,
+    load_model,
+    probe_shapes,
+    resolve_device,
+    tiny_clip,
+    unit_counts,
+)
 
 TINY = "interp.models:tiny_clip"
 RN50_BLOCKS = [f"layer{i}.{j}" for i, n in enumerate((3, 4, 6, 3), start=1) for j in range(n)]
@@ -67,6 +74,21 @@ def test_rn50_blocks_units_and_quickgelu(rn50):
     gelu = rn50.clip.transformer.resblocks[0].mlp.gelu
     assert type(gelu).__name__ == "QuickGELU"
     assert not rn50.visual.training and rn50.tokenizer(["red"]).shape == (1, 77)
+
+
+@pytest.mark.parametrize("name, n_blocks, n_units, size", [
+    ("RN101", 33, 32512, 224), ("RN50x4", 26, 33280, 288), ("RN50x16", 40, 60672, 384),
+    ("RN50x64", 64, 131584, 448)])
+def test_bigger_resnets_blocks_on_meta_device(name, n_blocks, n_units, size):
+    """Discovery on the real configs without allocating weights (meta tensors carry shapes)."""
+    with torch.device("meta"):
+        visual = open_clip.create_model(checkpoints.config_name(name, "openai"),
+                                        device="meta").visual
+    blocks = find_blocks(visual)
+    shapes = probe_shapes(visual, blocks, visual.image_size, torch.device("meta"))
+    assert (len(blocks), visual.image_size) == (n_blocks, size)
+    assert sum(c for c, _, _ in shapes.values()) == n_units
+    assert shapes[list(blocks)[-1]][1:] == (size // 32, size // 32)
 
 
 def test_openai_tags_resolve_to_quickgelu_configs():
@@ -134,25 +156,32 @@ def test_layers_override_any_module():
 def test_seeded_untrained_control_is_reproducible():
     first = load_model(TINY, "none", seed=1).clip.state_dict()
     again = load_model(TINY, "none", seed=1).clip.state_dict()
-    other = load_model(TINY, "none", seed=2).clip.state_dict()
     assert all(torch.equal(first[k], again[k]) for k in first)
-    assert not torch.equal(first["visual.conv1.weight"], other["visual.conv1.weight"])
+    assert torch.equal(first["visual.conv1.weight"], tiny_clip(seed=1).visual.conv1.weight)
+    assert not torch.equal(first["visual.conv1.weight"], tiny_clip(seed=2).visual.conv1.weight)
 
 
-@pytest.mark.parametrize("layout", ["plain", "wrapped", "ddp"])
-def test_checkpoint_saved_by_the_test_loads(tmp_path, layout):
-    source = tiny_clip(seed=7)
-    state = source.state_dict()
-    payload = {"plain": state, "wrapped": {"state_dict": state, "epoch": 3},
-               "ddp": {f"module.{k}": v for k, v in state.items()}}[layout]
+def test_checkpoint_saved_by_the_test_loads(tmp_path):
+    state = tiny_clip(seed=7).state_dict()
     path = tmp_path / "ckpt.pt"
-    torch.save(payload, path)
+    torch.save(state, path)
     loaded = load_model(TINY, str(path), seed=0)
     assert all(torch.equal(v, loaded.clip.state_dict()[k]) for k, v in state.items())
     described = loaded.describe()
     assert described["pretrained"] == str(path.resolve())
     assert described["checkpoint"]["size"] == path.stat().st_size
     assert len(described["checkpoint"]["sha256_first_mib"]) == 64
+
+
+@pytest.mark.parametrize("layout", ["wrapped", "ddp"])
+def test_checkpoint_layouts_unwrap(tmp_path, layout):
+    state = {"conv.weight": torch.arange(6.0).reshape(2, 3), "conv.bias": torch.ones(2)}
+    payload = {"wrapped": {"state_dict": state, "epoch": 3, "name": "run1"},
+               "ddp": {f"module.{k}": v for k, v in state.items()}}[layout]
+    path = tmp_path / "ckpt.pt"
+    torch.save(payload, path)
+    read = checkpoints.read_state_dict(path)
+    assert list(read) == list(state) and all(torch.equal(read[k], state[k]) for k in state)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
