@@ -1,0 +1,66 @@
+"""Receptive fields: exact composition against gradient measurement, and gradient support."""
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+import torchvision
+
+from interp.analysis.rf import Axis, Field, exact_field, gradient_support, measured_field
+from interp.models import tiny_clip
+
+
+def _map_shape(visual, block, size):
+    shapes = {}
+    handle = visual.get_submodule(block).register_forward_hook(
+        lambda _m, _i, out: shapes.__setitem__("s", tuple(out.shape[-2:])))
+    with torch.no_grad():
+        visual(torch.zeros(1, 3, size, size))
+    handle.remove()
+    return shapes["s"]
+
+
+@pytest.fixture(scope="module")
+def tiny_visual():
+    return tiny_clip(seed=0).visual
+
+
+@pytest.mark.parametrize("block", ["layer1.0", "layer2.0", "layer3.0", "layer4.0"])
+def test_exact_equals_measured_on_tiny_modified_resnet(tiny_visual, block):
+    shape = _map_shape(tiny_visual, block, 64)
+    assert exact_field(tiny_visual, block) == measured_field(tiny_visual, block, 64, shape)
+
+
+@pytest.mark.parametrize("block", ["layer1.0", "layer2.0"])
+def test_exact_equals_measured_on_torchvision_resnet18(block):
+    net = torchvision.models.resnet18().eval()
+    shape = _map_shape(net, block, 64)
+    assert exact_field(net, block) == measured_field(net, block, 64, shape)
+
+
+def test_known_field_sizes():
+    rn50 = open_clip.create_model("RN50", pretrained=None).visual
+    # stem: 3x3 s2, 3x3, 3x3, avgpool 2 -> layer1.0 adds 3x3 at stride 4: 21 px
+    assert exact_field(rn50, "layer1.0") == Field(Axis(4, -9, 21), Axis(4, -9, 21))
+    assert exact_field(rn50, "layer4.2").size == (457, 457)
+    assert exact_field(torchvision.models.resnet18(), "layer4.1").size == (435, 435)
+    assert exact_field(torchvision.models.resnet50(), "layer4.2").size == (427, 427)
+
+
+@pytest.mark.parametrize("block,pos", [("layer2.0", (3, 4)), ("layer3.0", (0, 3)),
+                                       ("layer4.0", (1, 0))])
+def test_every_pixel_with_gradient_lies_in_the_box(tiny_visual, block, pos):
+    support = gradient_support(tiny_visual, block, (64, 64), *pos, positive=False).numpy()
+    assert support.any()
+    y0, y1, x0, x1 = exact_field(tiny_visual, block).box(*pos)
+    inside = np.zeros_like(support)
+    inside[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
+    assert not (support & ~inside).any()
+
+
+def test_non_square_fields_are_measured_per_axis():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, (3, 7), stride=(1, 2), padding=(1, 3)),
+                              torch.nn.ReLU(), torch.nn.Conv2d(4, 4, (5, 1), padding=(2, 0)))
+    field = Field(Axis(1, -3, 7), Axis(2, -3, 7))
+    assert exact_field(net, "2") == field
+    assert measured_field(net, "2", 32, (32, 16)) == field
