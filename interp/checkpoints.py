@@ -37,6 +37,12 @@ def supported_models() -> list[str]:
     return [n for n in open_clip.list_models() if n.startswith("RN")]
 
 
+def canonical_model(model: str) -> str:
+    """The open_clip spelling of a ResNet name (`rn50x4` -> `RN50x4`); unknown names unchanged."""
+    by_lower = {name.lower(): name for name in supported_models()}
+    return by_lower.get(model.lower(), model)
+
+
 def pretrained_kind(model: str, pretrained: str) -> str:
     """'none', 'tag' or 'path' for the --pretrained value of an open_clip model."""
     import open_clip

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from interp import checkpoints
 from interp.errors import ChromaError, UsageError
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,6 @@ class LoadedModel:
     tokenizer: Any = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     config_name: str | None = None
-    layers_given: bool = False
     checkpoint: dict | None = None
     map_shapes: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
@@ -194,12 +195,16 @@ def load_factory(spec: str) -> nn.Module:
     return module
 
 
-def load_model(model: str = "RN50", pretrained: str = "openai", *, seed: int = 0,
-               layers: list[str] | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+def load_model(model: str = "RN50", pretrained: str | os.PathLike | None = "openai", *,
+               seed: int = 0, layers: list[str] | str | None = None,
+               device: str | torch.device = "cpu") -> LoadedModel:
     """Build the model with its weights, find its hook points, put it in eval mode on `device`."""
-    from interp import checkpoints
-
     dev = resolve_device(device)
+    pretrained = "none" if pretrained is None else os.fspath(pretrained)
+    if isinstance(layers, str):
+        layers = [name.strip() for name in layers.split(",") if name.strip()]
+    if ":" not in model:
+        model = checkpoints.canonical_model(model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if ":" in model:
@@ -221,8 +226,6 @@ def load_model(model: str = "RN50", pretrained: str = "openai", *, seed: int = 0
 def _factory_weights(net: nn.Module, model: str, pretrained: str) -> tuple[str, dict | None]:
     """Load a checkpoint file into a factory's module; a tag (e.g. the default openai) keeps
     the factory's own weights, since tags only name open_clip weights."""
-    from interp import checkpoints
-
     if pretrained.lower() == "none":
         return "none", None
     if checkpoints.looks_like_path(pretrained):
@@ -240,24 +243,34 @@ def _wrap(net: nn.Module, model: str, pretrained: str, seed: int, layers: list[s
     if clip is not None:
         import open_clip
         tokenizer = open_clip.SimpleTokenizer(context_length=getattr(clip, "context_length", 77))
-    image_size, mean, std = _preprocessing(visual)
+    image_size, mean, std = _preprocessing(net, visual)
     found = find_blocks(visual)
     blocks = select_layers(visual, layers, found, model)
     loaded = LoadedModel(model=model, pretrained=pretrained, seed=seed, visual=visual,
                          blocks=blocks, image_size=image_size, mean=mean, std=std, clip=clip,
-                         tokenizer=tokenizer, device=device, layers_given=bool(layers))
+                         tokenizer=tokenizer, device=device)
     loaded.map_shapes = probe_shapes(visual, blocks, image_size, device)
     return loaded
 
 
-def _preprocessing(visual: nn.Module) -> tuple[int, tuple, tuple]:
-    """Input size, mean and std: open_clip's preprocess cfg, the module's attributes, or CLIP's."""
+def _preprocessing(net: nn.Module, visual: nn.Module) -> tuple[int, tuple, tuple]:
+    """Input size, mean and std: the module's own attributes, open_clip's preprocess cfg of the
+    visual tower, or CLIP's defaults (224 px, CLIP mean/std)."""
     cfg = getattr(visual, "preprocess_cfg", None) or {}
-    size = cfg.get("size", getattr(visual, "image_size", CLIP_IMAGE_SIZE))
-    mean = cfg.get("mean", getattr(visual, "image_mean", getattr(visual, "mean", CLIP_MEAN)))
-    std = cfg.get("std", getattr(visual, "image_std", getattr(visual, "std", CLIP_STD)))
+    size = _first_attr((net, visual), ("image_size",), cfg.get("size", CLIP_IMAGE_SIZE))
+    mean = _first_attr((net, visual), ("mean", "image_mean"), cfg.get("mean", CLIP_MEAN))
+    std = _first_attr((net, visual), ("std", "image_std"), cfg.get("std", CLIP_STD))
     if isinstance(size, (tuple, list)):
         if size[0] != size[-1]:
             raise ChromaError(f"non-square input size {tuple(size)} is not supported")
         size = size[0]
     return int(size), tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def _first_attr(modules: tuple[nn.Module, ...], names: tuple[str, ...], default: Any) -> Any:
+    for module in modules:
+        for name in names:
+            value = getattr(module, name, None)
+            if value is not None and not callable(value):
+                return value
+    return default

@@ -96,6 +96,7 @@ def test_openai_tags_resolve_to_quickgelu_configs():
     assert checkpoints.config_name("RN101", "yfcc15m") == "RN101-quickgelu"
     assert checkpoints.config_name("RN50x4", "none") == "RN50x4-quickgelu"
     assert checkpoints.config_name("RN50-quickgelu", "openai") == "RN50-quickgelu"
+    assert checkpoints.canonical_model("rn50x4") == "RN50x4"
 
 
 def test_unknown_model_and_tag_list_the_valid_ones():
@@ -105,8 +106,9 @@ def test_unknown_model_and_tag_list_the_valid_ones():
         load_model("RN50", "laion2b")
 
 
-def test_tiny_clip_blocks_and_speed():
-    loaded = load_model(TINY, "none")
+def test_tiny_clip_blocks_and_speed(caplog):
+    loaded = load_model(TINY)  # the default tag openai: a factory keeps its own weights
+    assert loaded.describe()["pretrained"] == "none" and "keeps the weights" in caplog.text
     assert list(loaded.blocks) == ["layer1.0", "layer2.0", "layer3.0", "layer4.0"]
     assert unit_counts(loaded) == {"layer1.0": 32, "layer2.0": 64, "layer3.0": 128,
                                    "layer4.0": 256}
@@ -149,7 +151,7 @@ def test_unknown_layer_lists_valid_ones(factories):
 
 
 def test_layers_override_any_module():
-    loaded = load_model(TINY, "none", layers=["layer3.0.conv1", "layer2.0"])
+    loaded = load_model(TINY, "none", layers="layer3.0.conv1, layer2.0")
     assert unit_counts(loaded) == {"layer3.0.conv1": 32, "layer2.0": 64}
 
 
@@ -165,7 +167,7 @@ def test_checkpoint_saved_by_the_test_loads(tmp_path):
     state = tiny_clip(seed=7).state_dict()
     path = tmp_path / "ckpt.pt"
     torch.save(state, path)
-    loaded = load_model(TINY, str(path), seed=0)
+    loaded = load_model(TINY, path, seed=0)
     assert all(torch.equal(v, loaded.clip.state_dict()[k]) for k, v in state.items())
     described = loaded.describe()
     assert described["pretrained"] == str(path.resolve())
