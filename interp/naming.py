@@ -109,10 +109,13 @@ class Naming:
 
     def similarities(self, set_name: str, template: str) -> torch.Tensor:
         """(N, 11) cosine similarity of each image with each colour prompt."""
+        return self.image_embeddings(set_name) @ self.text(template).T
+
+    def text(self, template: str) -> torch.Tensor:
+        """(11, D) unit-norm prompt embeddings of a template, on the CPU (memoised)."""
         if template not in self._texts:
             self._texts[template] = text_embeddings(self.loaded, template, self.dtype).cpu()
-        text = self._texts[template]
-        return self.image_embeddings(set_name) @ text.T
+        return self._texts[template]
 
     def predict(self, set_name: str, template: str) -> np.ndarray:
         """Palette index of the best-matching prompt, per image of the set."""
@@ -122,12 +125,13 @@ class Naming:
         return self._answers[key]
 
 
-def open_naming(args: argparse.Namespace, run: RunDir, numbers: list[int]) -> Naming:
-    """Load the run's model and the stimulus sets the chosen experiments need."""
+def open_naming(args: argparse.Namespace, run: RunDir, numbers: list[int],
+                loaded: LoadedModel | None = None) -> Naming:
+    """The run's model (loaded here unless given) and the sets the chosen experiments need."""
     from stimuli import get_set
 
-    settings = model_settings(args, run)
-    loaded = load_model(**settings, device=args.device)
+    if loaded is None:
+        loaded = load_model(**model_settings(args, run), device=args.device)
     require_text_tower(loaded)
     names = sorted({EXPERIMENTS[n].set_name for n in numbers})
     seed = run.read().get("seeds", {}).get("stimuli", 0)
