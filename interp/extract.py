@@ -35,8 +35,8 @@ DEFAULT_SETS = ("shapes", "stroop", "stroop-white", "words", "natural")
 # --- running a batch through the hooked model -------------------------------------------------
 
 def uses_channels_last(device: torch.device) -> bool:
-    """Channels-last memory format where it is the faster one (bench/extract.py measures it)."""
-    return device.type == "cuda"
+    """Channels-last where it is the faster form: CUDA and CPU (oneDNN); bench/extract.py checks."""
+    return device.type in ("cuda", "cpu")
 
 
 def prepare(visual: torch.nn.Module, device: torch.device, compile: bool = False):
@@ -106,12 +106,13 @@ def reduce_batch(loaded, images_uint8, dtype: str = "float32") -> BlockArrays:
     """Per block (max float16, argmax (y, x), mean float16) of a batch, exactly as the store has it.
 
     For analyses that re-run modified images (e.g. grayscale); `loaded` from `load_model`.
+    Uses the extraction's memory format, so an image in the store gives the stored numbers.
     """
     device = loaded.device
     x = to_input(_as_batch(images_uint8), loaded, device)
     infos = {}
     with reduction_hooks(loaded.blocks) as rec, torch.inference_mode(), autocast(device, dtype):
-        loaded.visual(x)
+        prepare(loaded.visual, device)(x)
         for b in loaded.blocks:
             r = rec.reductions[b]
             infos[b] = store.BlockInfo(r.max.shape[1], r.map_shape)
@@ -132,7 +133,7 @@ def unit_maps(loaded, images_uint8, units: Sequence[str], dtype: str = "float32"
     x = to_input(_as_batch(images_uint8), loaded, device)
     with reduction_hooks(loaded.blocks, keep) as rec, torch.inference_mode(), \
             autocast(device, dtype):
-        loaded.visual(x)
+        prepare(loaded.visual, device)(x)
         return {uid: rec.maps[uid].float().cpu().numpy() for uid in units}
 
 

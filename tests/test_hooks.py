@@ -35,11 +35,11 @@ def direct(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def check_against_direct(loaded, x: torch.Tensor, channels_last: bool) -> None:
-    maps = full_maps(loaded, x)
-    if channels_last:
-        loaded.visual.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    loaded.visual.to(memory_format=fmt)
+    x = x.contiguous(memory_format=fmt)
     try:
+        maps = full_maps(loaded, x)
         with reduction_hooks(loaded.blocks) as rec, torch.inference_mode():
             loaded.visual(x)
     finally:
@@ -87,8 +87,8 @@ def test_reduce_batch_and_unit_maps_match_full_maps(tiny_loaded):
     from stimuli.dataset import normalize
 
     x = normalize(torch.from_numpy(images).permute(0, 3, 1, 2), tiny_loaded.mean, tiny_loaded.std)
-    maps = full_maps(tiny_loaded, x)
-    out = reduce_batch(tiny_loaded, images)
+    out = reduce_batch(tiny_loaded, images)  # puts the model in the extraction's memory format
+    maps = full_maps(tiny_loaded, x.contiguous(memory_format=torch.channels_last))
     assert list(out) == list(tiny_loaded.blocks)
     for name, (mx, yx, mean) in out.items():
         dmx, dyx, dmean = direct(maps[name])
@@ -99,3 +99,4 @@ def test_reduce_batch_and_unit_maps_match_full_maps(tiny_loaded):
     block = list(tiny_loaded.blocks)[2]
     got = unit_maps(tiny_loaded, images, [f"{block}:3"])
     np.testing.assert_array_equal(got[f"{block}:3"], maps[block][:, 3])
+    tiny_loaded.visual.to(memory_format=torch.contiguous_format)

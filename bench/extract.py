@@ -1,0 +1,249 @@
+"""Extraction speed: (a) bare forward, (b) full extraction, (c) activation caching; JSON last line.
+
+Same network, batch, dtype and device for all three. Modes are interleaved over --repeats rounds
+(order rotated each round) and each figure is the median, so a shared machine's noise hits all
+three alike. Throughput is steady state: timing starts once the first batch has been computed.
+
+    .venv/bin/python bench/extract.py --model RN50 --batch-size 16 --batches 4 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+# bench/stimuli.py is named like the stimuli package: keep bench/ off the import path.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+import torch  # noqa: E402
+
+from interp import store  # noqa: E402
+from interp.extract import (  # noqa: E402
+    _Loop,
+    autocast,
+    batches_of,
+    probe_blocks,
+    reduction_hooks,
+    uses_channels_last,
+)
+from interp.hooks import Recorder, reduce_map  # noqa: E402
+from interp.models import load_model, resolve_device  # noqa: E402
+from interp.writer import ChunkWriter  # noqa: E402
+from stimuli import get_set  # noqa: E402
+from stimuli.dataset import StimulusDataset, normalize  # noqa: E402
+
+
+class PeakRSS:
+    """Peak resident memory of this process above its level at start (sampled every 5 ms)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.peak, self._stop = device, 0, threading.Event()
+
+    def _rss(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096
+
+    def __enter__(self) -> PeakRSS:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+            return self
+        self._base = self._rss()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self._rss() - self._base)
+
+    def __exit__(self, *_exc) -> None:
+        if self.device.type == "cuda":
+            self.peak = torch.cuda.max_memory_allocated(self.device) - self._base
+            return
+        self._stop.set()
+        self._thread.join()
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bare_forward(visual, x: torch.Tensor, batches: int, device, dtype: str) -> float:
+    """Images/s of the plain forward on one fixed, already-normalised batch."""
+    with torch.inference_mode(), autocast(device, dtype):
+        visual(x)
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(batches):
+            visual(x)
+        sync(device)
+    return batches * len(x) / (time.perf_counter() - start)
+
+
+def fastest_plain_form(loaded, x: torch.Tensor, device, dtype: str) -> tuple[str, dict]:
+    """Time the forward contiguous and channels-last; the faster is the bare forward to beat."""
+    rates = {}
+    for name, fmt in (("contiguous", torch.contiguous_format),
+                      ("channels_last", torch.channels_last)):
+        loaded.visual.to(memory_format=fmt)
+        rates[name] = bare_forward(loaded.visual, x.contiguous(memory_format=fmt), 2, device,
+                                   dtype)
+    return max(rates, key=rates.get), rates
+
+
+class SteadyTimer:
+    """Wraps a loader: the clock starts when the first batch has been computed."""
+
+    def __init__(self, loader, device) -> None:
+        self.loader, self.device, self.start, self.images = loader, device, None, 0
+
+    def __iter__(self):
+        for i, (images, index) in enumerate(self.loader):
+            if i == 1:
+                sync(self.device)
+                self.start = time.perf_counter()
+            if i >= 1:
+                self.images += len(index)
+            yield images, index
+
+
+def pipeline(loaded, fn, recorder, infos, s, args, device, workdir: Path) -> float:
+    """Images/s of the extraction pipeline (render in workers, forward, reduce, write)."""
+    root = store.open_store(workdir, mode="a")
+    n = (args.batches + 1) * args.batch_size
+    chunk = 2 * args.batch_size
+    g = store.create_set(root, "bench", n, chunk, infos, {"i": torch.arange(n).numpy()}, {}, {})
+    loader = torch.utils.data.DataLoader(
+        StimulusDataset(s, normalize=False),
+        batch_sampler=list(batches_of(range(-(-n // chunk)), chunk, args.batch_size, n)),
+        num_workers=args.workers, pin_memory=device.type == "cuda")
+    timer = SteadyTimer(loader, device)
+    writer = ChunkWriter(lambda c, a: store.write_chunk(g, workdir / "activations.zarr", c, a))
+    loop = _Loop(fn, recorder, loaded, infos, device, args.dtype)
+
+    class NoBar:
+        def update(self, _n): ...
+
+    loop.run(timer, writer, n, chunk, NoBar())
+    writer.close()
+    sync(device)
+    return timer.images / (time.perf_counter() - timer.start)
+
+
+def caching_forward(visual, blocks: dict, recorder):
+    """The activation-caching way: keep every block's full map, reduce after the forward."""
+    cache: dict[str, torch.Tensor] = {}
+
+    def keep(name):
+        return lambda _m, _i, out: cache.__setitem__(name, out)
+
+    def fn(x):
+        handles = [m.register_forward_hook(keep(n)) for n, m in blocks.items()]
+        try:
+            out = visual(x)
+        finally:
+            for h in handles:
+                h.remove()
+        fn.held = max(fn.held, sum(t.nbytes for t in cache.values()))
+        for name, full in cache.items():
+            recorder.reductions[name] = reduce_map(full)
+        cache.clear()
+        return out
+
+    fn.held = 0
+    return fn
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="RN50")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batches", type=int, default=4, help="timed batches per mode and round")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    p.add_argument("--workers", type=int, default=1, help="DataLoader rendering workers")
+    p.add_argument("--set", default="shapes", help="stimulus set rendered by (b) and (c)")
+    p.add_argument("--compile", action="store_true", help="torch.compile all three modes")
+    args = p.parse_args()
+
+    device = resolve_device(args.device)
+    loaded = load_model(args.model, "none", device=device)
+    s = get_set(args.set, samples_per_combo=1, image_size=loaded.image_size)
+    images = torch.stack([StimulusDataset(s, normalize=False)[i][0]
+                          for i in range(args.batch_size)])
+    x = normalize(images.to(device), loaded.mean, loaded.std)
+    plain, plain_rates = fastest_plain_form(loaded, x, device, args.dtype)
+    fmt = torch.channels_last if plain == "channels_last" else torch.contiguous_format
+    extract_fmt = "channels_last" if uses_channels_last(device) else "contiguous"
+    infos = probe_blocks(loaded, device)
+
+    rates: dict[str, list[float]] = {"a_bare": [], "b_extract": [], "c_caching": []}
+    peaks: dict[str, int] = dict.fromkeys(rates, 0)
+    # Bytes the hooks keep per batch: (b) the reductions (max, y/x int32, mean as computed)
+    held = {"a_bare": 0, "c_caching": 0,
+            "b_extract": args.batch_size * sum(i.n_units for i in infos.values()) * (4 + 8 + 4)}
+    bare_fn = torch.compile(loaded.visual) if args.compile else loaded.visual
+    with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
+        for rnd in range(args.repeats):
+            order = list(rates)[rnd % 3:] + list(rates)[:rnd % 3]
+            for mode in order:
+                with PeakRSS(device) as peak:
+                    if mode == "a_bare":
+                        loaded.visual.to(memory_format=fmt)
+                        rate = bare_forward(bare_fn, x.contiguous(memory_format=fmt),
+                                            args.batches, device, args.dtype)
+                    elif mode == "b_extract":
+                        with reduction_hooks(loaded.blocks) as rec:
+                            loaded.visual.to(memory_format=torch.channels_last
+                                             if uses_channels_last(device)
+                                             else torch.contiguous_format)
+                            fn = torch.compile(loaded.visual) if args.compile else loaded.visual
+                            rate = pipeline(loaded, fn, rec, infos, s, args, device,
+                                            Path(tmp) / f"b{rnd}")
+                    else:
+                        rec = Recorder()
+                        loaded.visual.to(memory_format=torch.channels_last
+                                         if uses_channels_last(device)
+                                         else torch.contiguous_format)
+                        fn = caching_forward(loaded.visual, loaded.blocks, rec)
+                        rate = pipeline(loaded, fn, rec, infos, s, args, device,
+                                        Path(tmp) / f"c{rnd}")
+                        held["c_caching"] = fn.held
+                rates[mode].append(rate)
+                peaks[mode] = max(peaks[mode], peak.peak)
+                print(f"round {rnd}: {mode:10s} {rate:8.2f} img/s  peak +{peak.peak / 2**20:.0f} "
+                      "MiB", flush=True)
+
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    result = {
+        "model": args.model, "device": str(device), "dtype": args.dtype,
+        "batch_size": args.batch_size, "batches": args.batches, "repeats": args.repeats,
+        "image_size": loaded.image_size, "blocks": len(loaded.blocks),
+        "units": sum(i.n_units for i in infos.values()), "threads": torch.get_num_threads(),
+        "workers": args.workers, "compile": args.compile,
+        "bare_forward_form": plain, "bare_forms_img_s": plain_rates, "extract_form": extract_fmt,
+        "img_s": {k: round(v, 3) for k, v in med.items()},
+        "img_s_rounds": {k: [round(r, 3) for r in v] for k, v in rates.items()},
+        "b_over_a": round(med["b_extract"] / med["a_bare"], 4),
+        "b_over_c": round(med["b_extract"] / med["c_caching"], 4),
+        "peak_mib": {k: round(v / 2**20, 1) for k, v in peaks.items()},
+        "peak_memory": "CUDA max allocated" if device.type == "cuda" else "main-process RSS",
+        "held_by_hooks_mib": {k: round(v / 2**20, 1) for k, v in held.items()},
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
