@@ -19,6 +19,9 @@ COMMAND_MODULES = [
     "interp.extract",
     "interp.naming",
     "interp.attribute",
+    "interp.atlas_cmd",
+    "interp.neuron",
+    "interp.run",
 ]
 
 

@@ -6,6 +6,7 @@ embedded in each block page as JS (file:// forbids fetch), cards rendered for a 
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 ASSETS = Path(__file__).parent / "assets"
 SPRITE_SETS = ("natural", "stroop")
 NF_READ_BATCH = 64
+SETTINGS_FILE = "atlas.json"
 #: Which score picks the units of each type that get a rendered card.
 CARD_SCORE = {"color_chromatic": "f_color", "color_achromatic": "f_color", "color_word": "f_word",
               "color_multimodal": "f_word", "any_word": "max_words"}
@@ -103,6 +105,7 @@ def build_atlas(run: Path, *, cards_per_type: int = 1, thumb: int = 40) -> Path:
             site.write(f"units/{file_stem(block)}/{record['unit']}.html",
                        site.unit_page(record, by_block[block], cards))
     site.write("index.html", site.index_page(units, figs))
+    site.write(SETTINGS_FILE, json.dumps({"thumb": thumb, "cards_per_type": cards_per_type}))
     log.info("atlas of %d units in %d blocks: %s", len(units), len(sizes), out / "index.html")
     return out / "index.html"
 
@@ -114,3 +117,15 @@ def render_cards(run: Path, records: list[dict]) -> None:
         path = card_path(run, record["block"], record["unit"])
         if not (path.exists() and path.stat().st_mtime >= csv_time):
             card.write_card(run, record, path)
+
+
+def refresh_unit_page(run: Path, record: dict, units: list[dict]) -> None:
+    """Rewrite one unit's page (e.g. after `chromadissect neuron` drew its card), if built."""
+    settings = rundata.read_json(Path(run) / "atlas" / SETTINGS_FILE)
+    if not settings:
+        return
+    site = Site(run, rundata.block_sizes(units), settings["thumb"])
+    block_units = [u for u in units if u["block"] == record["block"]]
+    has_card = card_path(run, record["block"], record["unit"]).exists()
+    site.write(f"units/{file_stem(record['block'])}/{record['unit']}.html",
+               site.unit_page(record, block_units, {record["unit_id"]} if has_card else set()))

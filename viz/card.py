@@ -27,7 +27,7 @@ KIND_TITLES = {"word": "written word", "font": "font colour", "bg": "background 
 #: Stroop label kinds in the store behind each Eq. 1 kind.
 STORE_KINDS = {"word": ("word",), "font": ("font_color",), "bg": ("bg_color",),
                "color": ("font_color", "bg_color")}
-MISSING_GREY = 0.5
+CARD_DPI = 90
 
 
 @dataclass
@@ -90,17 +90,24 @@ def unit_crops(run: Path, set_name: str, block: str, unit: int, k: int = 9) -> l
         return []
 
 
+def padding_pattern(h: int, w: int) -> np.ndarray:
+    """A light checkerboard (h, w, 3): padding must not look like the palette's white or grey."""
+    cell = max(1, max(h, w) // 12)
+    yy, xx = np.mgrid[:h, :w] // cell
+    return np.repeat(np.where((yy + xx) % 2 == 0, 0.78, 0.92)[..., None], 3, axis=2)
+
+
 def nf_display(nf: np.ndarray) -> np.ndarray:
-    """Raw NF (h, w, 3) floats with NaN padding -> RGB floats in [0, 1], padding mid grey."""
-    shown = np.where(np.isfinite(nf), nf, MISSING_GREY)
+    """Raw NF (h, w, 3) floats with NaN padding -> RGB floats in [0, 1], padding checkered."""
+    shown = np.where(np.isfinite(nf), nf, padding_pattern(*nf.shape[:2]))
     return np.clip(shown, 0, 1)
 
 
 def crop_display(crop: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
-    """A uint8 crop with its padding (valid False) shown mid grey."""
+    """A uint8 crop (h, w, 3) as floats, its padding (valid False) checkered."""
     shown = crop.astype(float) / 255
     if valid is not None:
-        shown[~valid] = MISSING_GREY
+        shown[~valid] = padding_pattern(*crop.shape[:2])[~valid]
     return shown
 
 
@@ -128,7 +135,7 @@ def summary_lines(record: dict) -> list[str]:
     for kind in ("word", "font", "bg", "color"):
         lines.append(f"{kind}: {record.get(f'best_{kind}') or '—'}  f={num(f'f_{kind}', '.2f')}"
                      f"  p={num(f'p_{kind}', '.2g')}")
-    lines.append("max: " + ", ".join(f"{s} {num(f'max_{s}', '.2f')}"
+    lines.append("max: " + ", ".join(f"{s} {num(f'max_{s}', '.3g')}"
                                      for s in ("natural", "stroop", "words", "shapes")))
     return lines
 
@@ -232,5 +239,5 @@ def write_card(run: Path, record: dict, out: Path) -> Path:
     """Render the card of one unit to `out` (PNG)."""
     fig = draw_card(card_data(run, record))
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
+    fig.savefig(out, dpi=CARD_DPI)
     return out

@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from interp.analysis.hue import hue_histogram, pearson_r
+from interp.analysis.types import Thresholds
 from viz import rundata
 
 log = logging.getLogger(__name__)
@@ -177,14 +178,17 @@ def write_figures(run: Path, units: list[dict] | None = None) -> list[Path]:
 
 
 def hue_data(run: Path, units: list[dict]) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """(unit hue histogram, corpus histogram or None, number of units) for Fig. 3.
+    """(unit hue histogram, corpus histogram or None, number of colour-selective units), Fig. 3.
 
-    The unit histogram is computed from neurons.csv's hue_deg (set for colour-selective units);
-    the corpus histogram comes from analysis.zarr's root attribute `natural_hue_histogram`.
+    Colour-selective = CSI at least the analysis threshold. The histograms are the ones the
+    analysis stored (analysis.zarr/natural attrs `unit_hue`, `corpus_hue`); without them the unit
+    histogram is computed from neurons.csv and the corpus is left out.
     """
-    hues = np.array([u.get("hue_deg", math.nan) for u in units], dtype=float)
+    cut = Thresholds().color_selective_csi
+    hues = np.array([u["hue_deg"] if u.get("csi", math.nan) >= cut else math.nan for u in units])
+    n = int(np.isfinite(hues).sum())
     group = rundata.open_analysis(run)
-    corpus = group.attrs.get("natural_hue_histogram") if group is not None else None
-    bins = len(corpus) if corpus else HUE_BINS
-    corpus_hist = np.asarray(corpus, dtype=float) / max(sum(corpus), 1e-12) if corpus else None
-    return hue_histogram(hues, bins), corpus_hist, int(np.isfinite(hues).sum())
+    attrs = dict(group["natural"].attrs) if group is not None and "natural" in group else {}
+    if "unit_hue" in attrs and "corpus_hue" in attrs:
+        return np.asarray(attrs["unit_hue"]), np.asarray(attrs["corpus_hue"]), n
+    return hue_histogram(hues, HUE_BINS), None, n

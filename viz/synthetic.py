@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from interp.analysis.hue import hue_histogram
 from stimuli.palette import COLOR_TERMS, PALETTE
 
 UNIT_TYPES = ("not_activated", "color_chromatic", "color_achromatic", "color_word",
@@ -127,8 +128,11 @@ def _write_analysis(run: Path, blocks: dict[str, int], rows: list[dict],
                     rng: np.random.Generator) -> None:
     """analysis.zarr: {set}/{block}/nf, topn_index, topn_value; top-N favour each unit's term."""
     root = zarr.open_group(run / "analysis.zarr", mode="w")
-    # A corpus hue histogram peaking at orange/brown hues (bins of 30 degrees).
-    root.attrs["natural_hue_histogram"] = [30, 45, 20, 10, 8, 6, 5, 8, 10, 6, 4, 12]
+    # As the analysis stores them: hue histograms (12 bins of 30 degrees) of the corpus and units.
+    corpus = np.array([30, 45, 20, 10, 8, 6, 5, 8, 10, 6, 4, 12]) / 164
+    root.require_group("natural").attrs.update({
+        "corpus_hue": corpus.tolist(), "unit_hue": hue_histogram(
+            np.array([r["hue_deg"] if r["csi"] >= 0.25 else np.nan for r in rows]), 12).tolist()})
     by_block = {b: [r for r in rows if r["block"] == b] for b in blocks}
     for set_name in ("natural", "stroop"):
         for block, n in blocks.items():
