@@ -280,7 +280,10 @@ def load_into(net: nn.Module, pretrained: str, model: str) -> dict:
 
 
 def _adapt(net: nn.Module, state: dict) -> dict:
-    """open_clip's own conversions (third-party layouts, logit_scale shape) for CLIP models."""
+    """Drop non-persistent buffers (TorchScript saves them); open_clip's own conversions
+    (third-party layouts, logit_scale shape) for CLIP models."""
+    transient = set(dict(net.named_buffers())) - set(net.state_dict())
+    state = {k: v for k, v in state.items() if k not in transient}
     if hasattr(net, "logit_scale") and hasattr(net, "visual"):
         from open_clip.convert import convert_state_dict
         state = convert_state_dict(net, state)

@@ -11,7 +11,6 @@ import open_clip
 import pytest
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock
 
 from interp import checkpoints
 from interp.errors import ChromaError, UsageError
@@ -52,10 +51,7 @@ def factories(monkeypatch):
         net.image_size, net.mean, net.std = 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
         return net
 
-    def block_net() -> nn.Module:
-        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), BasicBlock(8, 8), BasicBlock(8, 8))
-
-    module.plain_net, module.block_net = plain_net, block_net
+    module.plain_net = plain_net
     monkeypatch.setitem(sys.modules, "fake_factories", module)
     return module
 
@@ -186,15 +182,18 @@ def test_checkpoint_layouts_unwrap(tmp_path, layout):
     assert list(read) == list(state) and all(torch.equal(read[k], state[k]) for k in state)
 
 
-@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
-def test_torchscript_checkpoint_loads(tmp_path, factories):
-    torch.manual_seed(11)
-    scripted = torch.jit.script(factories.block_net())
-    path = tmp_path / "net.pt"
-    scripted.save(str(path))
-    loaded = load_model("fake_factories:block_net", str(path))
-    assert list(loaded.blocks) == ["1", "2"]
-    assert torch.equal(loaded.visual[0].weight, scripted.state_dict()["0.weight"])
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::torch.jit.TracerWarning")
+def test_torchscript_clip_checkpoint_loads(tmp_path):
+    """A traced CLIP, like OpenAI's TorchScript .pt files (these save non-persistent buffers)."""
+    source = tiny_clip(seed=9)
+    source.output_dict = False
+    tokens = torch.zeros(1, 77, dtype=torch.long)
+    traced = torch.jit.trace(source, (torch.zeros(1, 3, 64, 64), tokens), strict=False)
+    path = tmp_path / "RN_tiny.pt"
+    traced.save(str(path))
+    loaded = load_model(TINY, str(path))
+    assert torch.equal(loaded.clip.visual.conv1.weight, source.visual.conv1.weight)
+    assert torch.equal(loaded.clip.token_embedding.weight, source.token_embedding.weight)
 
 
 def test_mismatched_checkpoint_counts_keys(tmp_path):
