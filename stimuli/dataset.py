@@ -32,16 +32,19 @@ class StimulusDataset(Dataset):
         self.normalize = normalize
         # Folded into one multiply-add per pixel: x * scale + shift == (x / 255 - mean) / std.
         std_arr = np.asarray(std, dtype=np.float32)
-        self._scale = torch.from_numpy(1.0 / (255.0 * std_arr)).view(3, 1, 1)
-        self._shift = torch.from_numpy(-np.asarray(mean, dtype=np.float32) / std_arr).view(3, 1, 1)
+        self._scale = (1.0 / (255.0 * std_arr)).reshape(3, 1, 1).astype(np.float32)
+        self._shift = (-np.asarray(mean, dtype=np.float32) / std_arr).reshape(3, 1, 1)
 
     def __len__(self) -> int:
         return len(self.set)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        chw = torch.from_numpy(self.set.render(i)).permute(2, 0, 1)
+        chw = self.set.render(i).transpose(2, 0, 1)
         if not self.normalize:
-            return chw.contiguous(), int(i)
-        out = torch.empty(chw.shape, dtype=torch.float32)
-        out.copy_(chw)  # uint8 -> float32 and HWC -> CHW in one pass
-        return out.mul_(self._scale).add_(self._shift), int(i)
+            return torch.from_numpy(np.ascontiguousarray(chw)), int(i)
+        # numpy, not torch: one thread, no intra-op pool to contend with in loader workers.
+        out = np.empty(chw.shape, dtype=np.float32)
+        out[...] = chw
+        out *= self._scale
+        out += self._shift
+        return torch.from_numpy(out), int(i)

@@ -7,6 +7,7 @@ set come out of one vectorised call: labels() never renders, and render(i) draws
 from __future__ import annotations
 
 import zlib
+from functools import lru_cache
 
 import numpy as np
 
@@ -35,3 +36,25 @@ def uniforms(seed: int, set_name: str, index: np.ndarray, n_streams: int) -> np.
     key = _splitmix(key ^ np.uint64(set_id(set_name)))
     x = _splitmix(_splitmix(key ^ idx) ^ (streams * _GOLDEN))
     return (x >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+_MASK = (1 << 64) - 1
+
+
+def _splitmix_int(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
+
+
+@lru_cache(maxsize=64)
+def _key(seed: int, set_name: str) -> int:
+    return _splitmix_int(_splitmix_int(seed & _MASK) ^ set_id(set_name))
+
+
+def uniforms_one(seed: int, set_name: str, index: int, n_streams: int) -> list[float]:
+    """The row uniforms(seed, set_name, [index], n_streams)[0] in plain Python (fast per image)."""
+    base = _splitmix_int(_key(seed, set_name) ^ index)
+    return [(_splitmix_int(base ^ ((k * 0x9E3779B97F4A7C15) & _MASK)) >> 11) * (1.0 / (1 << 53))
+            for k in range(n_streams)]

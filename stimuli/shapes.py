@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw
 from stimuli.base import StimulusSet
 from stimuli.combos import shape_combos
 from stimuli.palette import COLOR_TERMS, PALETTE
-from stimuli.rng import uniforms
+from stimuli.rng import uniforms, uniforms_one
 
 #: Circumradius as a fraction of the image size: smallest and largest shape.
 SCALE_RANGE = (0.12, 0.35)
@@ -55,6 +55,7 @@ SHAPES: dict[str, np.ndarray] = {
 SHAPE_NAMES = tuple(SHAPES)
 _POLYGONS = tuple(SHAPES[name] for name in SHAPE_NAMES)
 _COMBOS = shape_combos(len(SHAPE_NAMES))
+_ROWS = [tuple(r) for r in _COMBOS.tolist()]
 _COLORS = tuple(tuple(int(v) for v in rgb) for rgb in PALETTE)
 
 
@@ -72,10 +73,9 @@ class ShapesSet(StimulusSet):
         combo, _ = self.split(index)
         shape, bg, obj = _COMBOS[combo].T
         u = uniforms(self.seed, self.name, index, 4)
-        size = self.image_size
         scale = (SCALE_RANGE[0] + u[:, 1] * (SCALE_RANGE[1] - SCALE_RANGE[0])).astype(np.float32)
-        radius = scale.astype(np.float64) * size
-        free = size - 2 * (MARGIN + radius)
+        radius = scale.astype(np.float64) * self.image_size
+        free = self.image_size - 2 * (MARGIN + radius)
         return {
             "shape": shape.astype(np.int32), "bg_color": bg.astype(np.int32),
             "obj_color": obj.astype(np.int32),
@@ -85,16 +85,27 @@ class ShapesSet(StimulusSet):
             "y": (MARGIN + radius + u[:, 3] * free).astype(np.float32),
         }
 
+    def _labels_one(self, i: int) -> tuple[int, int, int, float, float, float, float]:
+        """_labels for one index in plain Python (render speed); tests hold the two equal."""
+        shape, bg, obj = _ROWS[i % self.n_combos]
+        u = uniforms_one(self.seed, self.name, i, 4)
+        f32 = np.float32
+        scale = float(f32(SCALE_RANGE[0] + u[1] * (SCALE_RANGE[1] - SCALE_RANGE[0])))
+        radius = scale * self.image_size
+        free = self.image_size - 2 * (MARGIN + radius)
+        x, y = (float(f32(MARGIN + radius + v * free)) for v in (u[2], u[3]))
+        return shape, bg, obj, float(f32(u[0] * 360.0)), scale, x, y
+
     def _render(self, i: int) -> np.ndarray:
-        lab = {k: v[0] for k, v in self._labels(np.array([i])).items()}
-        theta = np.deg2rad(float(lab["rotation"]))
+        shape, bg, obj, rotation, scale, x, y = self._labels_one(i)
+        theta = np.deg2rad(rotation)
         c, s = np.cos(theta), np.sin(theta)
-        poly = _POLYGONS[lab["shape"]]
-        radius = float(lab["scale"]) * self.image_size
+        poly = _POLYGONS[shape]
+        radius = scale * self.image_size
         # Counter-clockwise as seen on screen: rotate in maths coordinates, then flip y.
-        xs = float(lab["x"]) + radius * (poly[:, 0] * c - poly[:, 1] * s)
-        ys = float(lab["y"]) - radius * (poly[:, 0] * s + poly[:, 1] * c)
-        img = Image.new("RGB", (self.image_size, self.image_size), _COLORS[lab["bg_color"]])
-        ImageDraw.Draw(img).polygon(np.stack([xs, ys], axis=1).ravel().tolist(),
-                                    fill=_COLORS[lab["obj_color"]])
+        xy = np.empty((len(poly), 2))
+        xy[:, 0] = x + radius * (poly[:, 0] * c - poly[:, 1] * s)
+        xy[:, 1] = y - radius * (poly[:, 0] * s + poly[:, 1] * c)
+        img = Image.new("RGB", (self.image_size, self.image_size), _COLORS[bg])
+        ImageDraw.Draw(img).polygon(xy.ravel().tolist(), fill=_COLORS[obj])
         return np.array(img)

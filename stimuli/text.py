@@ -7,6 +7,7 @@ position keeps the measured ink box (never clipped) at least MARGIN pixels from 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -15,7 +16,7 @@ from stimuli.base import StimulusSet
 from stimuli.combos import stroop_combos, word_combos
 from stimuli.fonts import font_names, get_font, ink_box, max_fitting_size
 from stimuli.palette import COLOR_TERMS, PALETTE, color_index
-from stimuli.rng import uniforms
+from stimuli.rng import uniforms, uniforms_one
 
 #: Font size (pixels) as a fraction of the image size: smallest and largest, before fitting.
 SIZE_RANGE = (0.09, 0.25)
@@ -44,6 +45,12 @@ def _per_key(fn: Callable[..., int | tuple[int, ...]], *keys: np.ndarray) -> np.
     values = np.array([fn(*k) for k in zip(*(c.tolist() for c in columns), strict=True)],
                       dtype=np.int64)
     return values[inverse]
+
+
+@cache
+def _rows(cls: type[TextSet]) -> list[tuple[int, int, int]]:
+    """The combination table of a set class as Python tuples (fast indexing per image)."""
+    return [tuple(r) for r in cls.combos.tolist()]
 
 
 class TextSet(StimulusSet):
@@ -96,8 +103,26 @@ class TextSet(StimulusSet):
         out["y"] = (p["y0"] + p["height"] / 2).astype(np.float32)
         return out
 
+    def _params_one(self, i: int) -> dict[str, int]:
+        """_params for one index in plain Python (render speed); tests hold the two equal."""
+        word, font_color, bg = _rows(type(self))[i % self.n_combos]
+        u = uniforms_one(self.seed, self.name, i, 4)
+        n_fonts = len(font_names())
+        font = min(int(u[0] * n_fonts), n_fonts - 1)
+        lo, hi = self.size_range()
+        room = self.image_size - 2 * MARGIN
+        text = self.words[word]
+        top = max_fitting_size(font, text, hi, room)
+        size = top if top < lo else min(top, lo + int(u[1] * (top - lo + 1)))
+        left, top_y, right, bottom = ink_box(font, text, size)
+        width, height = right - left, bottom - top_y
+        return {"word": word, "font_color": font_color, "bg_color": bg, "font": font,
+                "size": size, "x0": MARGIN + int(u[2] * (room - width + 1)),
+                "y0": MARGIN + int(u[3] * (room - height + 1)), "left": left, "top": top_y,
+                "width": width, "height": height}
+
     def _render(self, i: int) -> np.ndarray:
-        p = {k: int(v[0]) for k, v in self._params(np.array([i])).items()}
+        p = self._params_one(i)
         img = Image.new("RGB", (self.image_size, self.image_size), _COLORS[p["bg_color"]])
         origin = (p["x0"] - p["left"], p["y0"] - p["top"])
         ImageDraw.Draw(img).text(origin, self.words[p["word"]], fill=_COLORS[p["font_color"]],
@@ -142,7 +167,15 @@ class StroopWhiteSet(StroopSet):
         combo, sample = self.split(index)
         return _WHITE_IN_STROOP[combo] + sample * len(StroopSet.combos)
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._stroop = StroopSet(samples_per_combo=self.samples_per_combo,
+                                 image_size=self.image_size, seed=self.seed)
+
     def _params(self, index: np.ndarray) -> dict[str, np.ndarray]:
-        parent = StroopSet(samples_per_combo=self.samples_per_combo, image_size=self.image_size,
-                           seed=self.seed)
-        return parent._params(self.stroop_index(index))
+        return self._stroop._params(self.stroop_index(index))
+
+    def _params_one(self, i: int) -> dict[str, int]:
+        sample, combo = divmod(i, self.n_combos)
+        parent = int(_WHITE_IN_STROOP[combo]) + sample * len(StroopSet.combos)
+        return self._stroop._params_one(parent)

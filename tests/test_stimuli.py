@@ -124,6 +124,22 @@ def test_same_spec_same_bytes_and_indices_differ(name):
     assert a.render(0).shape == (64, 64, 3) and a.render(0).dtype == np.uint8
 
 
+@pytest.mark.parametrize(("name", "size"), [("shapes", 224), ("shapes", 97), ("stroop", 224),
+                                            ("stroop-white", 64), ("words", 224)])
+def test_per_image_fast_path_equals_the_vectorised_labels(name, size):
+    s = get_set(name, image_size=size)
+    index = np.random.default_rng(2).integers(0, len(s), 400)
+    if name == "shapes":
+        lab = s._labels(index)
+        got = np.array([s._labels_one(int(i)) for i in index])
+        want = np.stack([lab[k].astype(np.float64) for k in lab], 1)
+    else:
+        par = s._params(index)
+        got = np.array([list(s._params_one(int(i)).values()) for i in index])
+        want = np.stack([par[k] for k in s._params_one(0)], 1)
+    assert (got == want).all()
+
+
 # --- labels against pixels -----------------------------------------------------------------
 
 def colour_mask(img: np.ndarray, color: int) -> np.ndarray:
