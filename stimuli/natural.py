@@ -78,15 +78,33 @@ def crop_resize(img: Image.Image, y0: float, x0: float, side: float, size: int) 
 
 
 def index_folder(folder: Path) -> tuple[list[str], list[tuple[int, int]], list[dict]]:
-    """Readable images under folder (sorted relative paths, sizes after EXIF) and skipped files."""
+    """Readable images under folder (sorted relative paths, sizes after EXIF) and skipped files.
+
+    Every image is decoded once (JPEG at a reduced scale) so truncated files are caught here.
+    Cached per process while no file under the folder changes (name, size or mtime).
+    """
     paths = sorted(p for p in folder.rglob("*") if p.is_file())
+    stats = [(p.relative_to(folder).as_posix(), p.stat()) for p in paths]
+    key = (str(folder), tuple((rel, st.st_size, st.st_mtime_ns) for rel, st in stats))
+    if key not in _INDEX_CACHE:
+        _INDEX_CACHE.clear()  # keep one folder: the index of a big folder is not small
+        _INDEX_CACHE[key] = _index(folder, paths, [st.st_size for _, st in stats])
+    good, sizes, skipped = _INDEX_CACHE[key]
+    return list(good), list(sizes), [dict(item) for item in skipped]
+
+
+_INDEX_CACHE: dict[tuple, tuple[list[str], list[tuple[int, int]], list[dict]]] = {}
+
+
+def _index(folder: Path, paths: list[Path], nbytes: list[int]):
     good, sizes, skipped = [], [], []
-    for path in tqdm(paths, desc=f"indexing {folder}", unit="file", leave=False):
+    for path, size in tqdm(list(zip(paths, nbytes, strict=True)), desc=f"indexing {folder}",
+                           unit="file", leave=False):
         rel = path.relative_to(folder).as_posix()
         if path.suffix.lower() not in EXTENSIONS:
             skipped.append({"path": rel, "reason": "not an image extension"})
             continue
-        if path.stat().st_size == 0:
+        if size == 0:
             skipped.append({"path": rel, "reason": "empty file"})
             continue
         try:
@@ -110,14 +128,16 @@ class NaturalSet(StimulusSet):
         self._skipped: list[dict] = []
         if self.folder is None:
             self.root = bundled_dir()
-            self.sources = list(BUNDLED_PHOTOS)
+            self.sources = tuple(BUNDLED_PHOTOS)
             self.sizes = [Image.open(self.root / p).size for p in self.sources]
             return
         if not self.folder.is_dir():
             raise UsageError(f"--natural-dir {natural_dir} is not a folder; "
                              "give a folder of photos")
         self.root = self.folder
-        self.sources, self.sizes, self._skipped = index_folder(self.folder)
+        self.samples_per_combo = 1  # one centre crop per file
+        sources, self.sizes, self._skipped = index_folder(self.folder)
+        self.sources = tuple(sources)
         if not self.sources:
             raise ChromaError(f"no readable image in {self.folder} ({len(self._skipped)} files "
                               f"skipped); give a folder of jpg/png/webp/gif/bmp/tiff photos")
@@ -127,15 +147,11 @@ class NaturalSet(StimulusSet):
 
     @property
     def label_names(self) -> dict[str, tuple[str, ...]]:  # type: ignore[override]
-        return {"source": tuple(self.sources)}
+        return {"source": self.sources}
 
     @property
     def n_combos(self) -> int:
         return len(self.sources)
-
-    def full_length(self) -> int:
-        per_source = self.samples_per_combo if self.folder is None else 1
-        return self.n_combos * per_source
 
     def spec(self) -> dict:
         pairs = zip(self.sources, self.sizes, strict=True)

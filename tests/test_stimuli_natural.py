@@ -117,3 +117,14 @@ def test_folder_spec_changes_with_its_content(messy, tmp_path):
     solid("RGB", (20, 20), RED).save(tmp_path / "one.png")
     other = get_set("natural", natural_dir=tmp_path).spec()
     assert other["sources_sha1"] != before["sources_sha1"] and other["n_sources"] == 1
+
+
+def test_one_image_per_file_and_the_index_follows_the_folder(tmp_path):
+    solid("RGB", (20, 20), RED).save(tmp_path / "one.png")
+    a = get_set("natural", natural_dir=tmp_path, samples_per_combo=500)
+    assert len(a) == 1 and a.spec()["samples_per_combo"] == 1
+    assert a.spec() == get_set("natural", natural_dir=tmp_path, samples_per_combo=3).spec()
+    solid("RGB", (20, 20), BLUE).save(tmp_path / "two.png")
+    b = get_set("natural", natural_dir=tmp_path)
+    assert b.label_names["source"] == ("one.png", "two.png")
+    assert b.render(1)[..., 2].min() == 255
