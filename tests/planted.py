@@ -5,7 +5,7 @@
 `units`, so the same behaviour at a coarser map). Units, by index (see UNITS):
 red / blue: pure chromatic detectors (Gaussian in RGB around the palette colour);
 black: achromatic detector; dead: always 0; edge: luminance gradient magnitude, independent of
-colour; noise_a / noise_b: a pseudo-random number per image, unrelated to any label.
+colour; noise_a / noise_b: a pseudo-random number per image (a hash of its pixels), untuned.
 """
 
 from __future__ import annotations
@@ -33,25 +33,26 @@ class PlantedUnits(nn.Module):
         self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = x.shape
         dist2 = ((x.unsqueeze(1) - self.colours.unsqueeze(0)) ** 2).sum(2)  # (N, 3, H, W)
         detectors = torch.exp(-dist2 / (2 * SIGMA**2))
         luma = (x * self.luma).sum(1, keepdim=True)
         grad = nn.functional.conv2d(nn.functional.pad(luma, (1, 1, 1, 1), mode="replicate"),
                                     self.sobel)
         edge = grad.pow(2).sum(1, keepdim=True).sqrt()
-        total = x.sum(dim=(1, 2, 3), dtype=torch.float64)
-        noise = torch.stack([torch.frac(torch.sin(total * k) * 43758.5453).abs()
-                             for k in (12.9898, 78.233)], 1).to(x.dtype)
-        noise = noise.view(n, 2, 1, 1).expand(n, 2, h, w)
+        # a per-image constant from a hash of every pixel: detached, so it adds nothing to any
+        # receptive field (it has no spatial structure to find)
+        total = x.detach().sum(dim=(1, 2, 3), dtype=torch.float64).view(-1, 1, 1, 1)
+        noise = torch.cat([torch.frac(torch.sin(total * k) * 43758.5453).abs()
+                           for k in (12.9898, 78.233)], 1).to(x.dtype)
         dead = torch.zeros_like(edge)
+        noise = noise.expand(-1, -1, *edge.shape[-2:])
         return torch.cat([detectors, dead, edge, noise], dim=1)
 
 
 class Planted(nn.Module):
     """The planted network: `units` then `pooled` (4x4 average pool)."""
 
-    image_size = 64
+    image_size = 32
     mean = (0.0, 0.0, 0.0)
     std = (1.0, 1.0, 1.0)
 

@@ -171,8 +171,8 @@ def _positive_copy(visual: nn.Module) -> nn.Module:
 
 def gradient_support(visual: nn.Module, block: str, image_hw: tuple[int, int],
                      y: int, x: int, positive: bool = True) -> torch.Tensor:
-    """(H, W) bool: input pixels with non-zero gradient of `block`'s output at (y, x), summed over
-    channels, on a positive copy of the model (no cancellations, every path counts) by default."""
+    """(H, W) bool: input pixels with a non-zero gradient of the sum over channels of `block`'s
+    output at (y, x), on a positive copy of the model (no cancellations) by default."""
     net = _positive_copy(visual) if positive else copy.deepcopy(visual).double().eval()
     seen = {}
 
@@ -181,7 +181,10 @@ def gradient_support(visual: nn.Module, block: str, image_hw: tuple[int, int],
         raise _Stop
 
     handle = net.get_submodule(block).register_forward_hook(hook)
-    image = torch.ones(1, 3, *image_hw, dtype=torch.float64, requires_grad=True)
+    # positive, varied input: no cancellations, and no degenerate point of a custom module
+    gen = torch.Generator().manual_seed(0)
+    image = (0.5 + 0.5 * torch.rand(1, 3, *image_hw, generator=gen, dtype=torch.float64))
+    image.requires_grad_(True)
     try:
         net(image)
     except _Stop:
@@ -189,7 +192,8 @@ def gradient_support(visual: nn.Module, block: str, image_hw: tuple[int, int],
     finally:
         handle.remove()
     seen["out"][0, :, y, x].sum().backward()
-    return image.grad[0].abs().sum(0) > 0
+    grad = image.grad[0]
+    return ((grad != 0) | grad.isnan()).any(dim=0)
 
 
 def _bounds(mask: torch.Tensor) -> tuple[int, int, int, int]:
