@@ -78,8 +78,10 @@ def caption(s: StimulusSet, labels: dict[str, np.ndarray], i: int) -> list[str]:
 
 
 def preview_indices(n_images: int, count: int) -> np.ndarray:
-    """count indices spread evenly over the set, so the grid shows many combinations."""
-    return np.unique(np.linspace(0, n_images - 1, min(count, n_images)).round().astype(np.int64))
+    """count indices spread over the set by a golden-ratio sequence (no stride aliasing with
+    the combination order), sorted."""
+    golden = (np.arange(min(count, n_images)) * 0.6180339887498949) % 1.0
+    return np.unique((golden * n_images).astype(np.int64))
 
 
 def preview(s: StimulusSet, path: Path, count: int) -> None:
