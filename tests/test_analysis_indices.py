@@ -5,7 +5,7 @@ import pytest
 
 from interp.analysis import hue, selectivity, topn
 from interp.analysis.csi import csi, luminance_gray, opponent_pca_gray
-from interp.analysis.steps import stroop_members
+from interp.analysis.steps import stroop_kinds
 from interp.analysis.types import KindResult, Thresholds, classify, is_selective
 from stimuli.palette import COLOR_TERMS, PALETTE
 from tests import planted
@@ -38,18 +38,22 @@ def test_topn_known_answer():
 # --- Eq. 1 and the permutation test --------------------------------------------------------
 
 def test_eq1_hand_computed():
-    member = selectivity.membership(np.array([0, 1, 1, 2]), 3)
+    codes = [np.array([0, 1, 1, 2])]
     index = np.array([[0, 1, 2], [3, 2, 0]])
     weights = np.array([[2.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
-    f = selectivity.label_fractions(weights, member[index])
+    f = selectivity.label_fractions(index, weights, codes, 3)
     np.testing.assert_allclose(f, [[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]])
+    # two code arrays (font, background): an image counts for both of its labels
+    f2 = selectivity.label_fractions(index, weights, [np.array([0, 1, 1, 2]),
+                                                      np.array([1, 0, 2, 0])], 3)
+    np.testing.assert_allclose(f2, [[0.75, 1.0, 0.25], [0.5, 0.5, 1.0]])
 
 
 def _select_all(acts, labels, n=100, perms=200):
     top = topn.stream_topn([(0, acts)], acts.shape[1], n)
-    members = stroop_members(labels, len(COLOR_TERMS))
-    return {k: selectivity.select(top.index, top.value, m, perms, seed=0)
-            for k, m in members.items()}
+    result, null = selectivity.select_all({"b": (top.index, top.value)},
+                                          stroop_kinds(labels), len(COLOR_TERMS), perms)
+    return {k: (r["b"], null[k]) for k, r in result.items()}
 
 
 def test_permutation_test_finds_planted_and_not_random():
@@ -57,20 +61,35 @@ def test_permutation_test_finds_planted_and_not_random():
     acts = planted.planted_activations(labels)
     sel = _select_all(acts, labels)
     col = {c: i for i, c in enumerate(planted.PLANTED_COLUMNS)}
-    p = {k: s.p_values() for k, s in sel.items()}
+    p = {k: selectivity.corrected_p(s.stat, null) for k, (s, null) in sel.items()}
     red, blue, black, green = (COLOR_TERMS.index(c) for c in ("red", "blue", "black", "green"))
-    assert sel["word"].best[col["color_word_red"]] == red and p["word"][col["color_word_red"]] < .01
-    assert sel["font"].best[col["color_blue_font"]] == blue
-    assert sel["bg"].best[col["color_black_bg"]] == black
-    assert sel["color"].best[col["multimodal_green"]] == green
-    for kind, s in sel.items():
+    assert sel["word"][0].best[col["color_word_red"]] == red
+    assert p["word"][col["color_word_red"]] < .01
+    assert sel["font"][0].best[col["color_blue_font"]] == blue
+    assert sel["bg"][0].best[col["color_black_bg"]] == black
+    assert sel["color"][0].best[col["multimodal_green"]] == green
+    for kind, (s, _null) in sel.items():
         for name in ("random", "random2", "any_word", "dead"):
             r = KindResult(s.best, s.f, s.chance, p[kind])
             assert not is_selective(r, Thresholds())[col[name]], (kind, name)
     assert p["word"][col["dead"]] == 1.0
     # chance differs per kind: about 1/11 for a single label, about 2/11 for colour present
-    assert abs(sel["word"].chance.mean() - 1 / 11) < 0.02
-    assert abs(sel["color"].chance.mean() - 2 / 11) < 0.03
+    assert abs(sel["word"][0].chance.mean() - 1 / 11) < 0.02
+    assert abs(sel["color"][0].chance.mean() - 2 / 11) < 0.03
+
+
+def test_null_is_the_max_over_blocks():
+    labels = planted.stroop_labels(500)
+    acts = planted.planted_activations(labels)
+    top_a = topn.stream_topn([(0, acts[:, :4])], 4, 50)
+    top_b = topn.stream_topn([(0, acts[:, 4:])], 4, 50)
+    kinds = stroop_kinds(labels)
+    _, null_a = selectivity.select_all({"a": (top_a.index, top_a.value)}, kinds, 11, 30)
+    _, null_b = selectivity.select_all({"b": (top_b.index, top_b.value)}, kinds, 11, 30)
+    _, both = selectivity.select_all({"a": (top_a.index, top_a.value),
+                                      "b": (top_b.index, top_b.value)}, kinds, 11, 30)
+    for k in kinds:
+        np.testing.assert_allclose(both[k], np.maximum(null_a[k], null_b[k]))
 
 
 def test_corrected_p_counts_the_max_null():
@@ -82,7 +101,8 @@ def test_corrected_p_counts_the_max_null():
 # --- types ----------------------------------------------------------------------------------
 
 def _kinds_from(sel):
-    return {k: KindResult(s.best, s.f, s.chance, s.p_values()) for k, s in sel.items()}
+    return {k: KindResult(s.best, s.f, s.chance, selectivity.corrected_p(s.stat, null))
+            for k, (s, null) in sel.items()}
 
 
 def test_classification_recovers_every_planted_type():

@@ -71,9 +71,10 @@ def test_resume_redoes_only_what_is_missing(run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     before = (copy / "neurons.csv").read_text()
-    group = open_analysis(copy, mode="a")["stroop/pooled"]
-    group.attrs["done"] = [s for s in group.attrs["done"] if s != "selectivity"]
-    nf_before = group["nf"][:]
+    out = open_analysis(copy, mode="a")
+    out["stroop"].attrs["done"] = []  # selectivity and its permutation test: redone
+    out["natural/pooled"].attrs["done"] = ["nf", "topn"]  # CSI of this block: redone
+    nf_before = out["stroop/pooled/nf"][:]
     analyze(copy, SETTINGS)
     assert (copy / "neurons.csv").read_text() == before
     np.testing.assert_array_equal(open_analysis(copy)["stroop/pooled/nf"][:], nf_before)

@@ -26,7 +26,6 @@ from interp.analysis.table import write_neurons_csv
 from interp.analysis.types import Thresholds
 from interp.errors import ChromaError, UsageError
 from interp.rundir import RunDir
-from stimuli.palette import COLOR_TERMS
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +75,7 @@ def analyze(run_dir: str | os.PathLike, settings: Settings = Settings(), *,
         start = time.perf_counter()
         ctx = _Context(run, root, settings, sets, batch_size, device)
         ctx.per_block()
+        ctx.selectivity()
         ctx.csi()
         ctx.corpus_hue()
         path = write_neurons_csv(run.path, ctx.out, ctx.blocks, sets, settings)
@@ -121,7 +121,6 @@ class _Context:
 
     def per_block(self) -> None:
         s = self.settings
-        members = None
         for name in self.sets:
             n = min(s.top_n, int(self.root[name].attrs["n_images"]))
             for block in store.block_names(self.root, name):
@@ -129,19 +128,26 @@ class _Context:
                 if not steps.is_done(out, "topn"):
                     log.info("top-%d of %s %s", n, name, block)
                     steps.topn_step(self.root[name][block], out, n)
+                    steps.unmark(self.out[name], "selectivity")  # new top-N: redo what uses it
+                    steps.unmark(out, "nf")
+                    steps.unmark(out, "csi")
                 if name in NF_SETS and not steps.is_done(out, "nf"):
                     field = self.field(block)
                     out.attrs.update({"field": field.to_attrs(), "rf_size": list(field.size)})
                     steps.nf_step(out, self.stim(name), field, s.nf_max_side,
                                   desc=f"NF {name} {block}")
-                if name == "stroop" and not steps.is_done(out, "selectivity"):
-                    if members is None:
-                        labels = {k: self.root["stroop"]["labels"][k][:]
-                                  for k in ("word", "font_color", "bg_color")}
-                        members = steps.stroop_members(labels, len(COLOR_TERMS))
-                    log.info("colour-label selectivity of %s (%d permutations)", block,
-                             s.n_permutations)
-                    steps.selectivity_step(out, members, s.n_permutations, s.permutation_seed)
+
+    def selectivity(self) -> None:
+        """Colour-label selectivity of every Stroop unit with its permutation test (one pass)."""
+        stroop = self.out["stroop"]
+        if steps.is_done(stroop, "selectivity"):
+            return
+        labels = {k: self.root["stroop"]["labels"][k][:] for k in ("word", "font_color",
+                                                                   "bg_color")}
+        log.info("colour-label selectivity of %d blocks (%d label shuffles)", len(self.blocks),
+                 self.settings.n_permutations)
+        steps.selectivity_step(stroop, self.blocks, steps.stroop_kinds(labels),
+                               self.settings.n_permutations, self.settings.permutation_seed)
 
     def csi(self) -> None:
         """CSI of every natural block not done yet, from one grayscale pass over their images."""

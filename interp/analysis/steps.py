@@ -14,7 +14,7 @@ import zarr
 from interp.analysis import hue as hue_mod
 from interp.analysis.features import cell_factor, neuron_features
 from interp.analysis.rf import Field
-from interp.analysis.selectivity import membership, select
+from interp.analysis.selectivity import select_all
 from interp.analysis.topn import TopN
 from stimuli.palette import COLOR_TERMS
 
@@ -28,6 +28,10 @@ def is_done(group: zarr.Group, step: str) -> bool:
 
 def mark_done(group: zarr.Group, step: str) -> None:
     group.attrs["done"] = sorted({*group.attrs.get("done", []), step})
+
+
+def unmark(group: zarr.Group, step: str) -> None:
+    group.attrs["done"] = [s for s in group.attrs.get("done", []) if s != step]
 
 
 def write(group: zarr.Group, name: str, values: np.ndarray, dims: tuple[str, ...]) -> None:
@@ -98,26 +102,26 @@ def nf_step(out: zarr.Group, stim, field: Field, max_side: int, desc: str) -> No
     mark_done(out, "nf")
 
 
-def stroop_members(labels: dict[str, np.ndarray], n_colors: int) -> dict[str, np.ndarray]:
-    """Membership matrices of the Stroop label kinds; "color" = colour present (font or bg)."""
-    font = membership(labels["font_color"], n_colors)
-    bg = membership(labels["bg_color"], n_colors)
-    return {"word": membership(labels["word"], n_colors), "font": font, "bg": bg,
-            "color": font | bg}
+def stroop_kinds(labels: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
+    """Code arrays of the Stroop label kinds; "color" = colour present (font or background)."""
+    font, bg = labels["font_color"], labels["bg_color"]
+    return {"word": [labels["word"]], "font": [font], "bg": [bg], "color": [font, bg]}
 
 
-def selectivity_step(out: zarr.Group, members: dict[str, np.ndarray], n_permutations: int,
-                     seed: int) -> None:
-    """Eq. 1 and the permutation null of every Stroop label kind for one block."""
-    index, value = out["topn_index"][:], out["topn_value"][:]
-    sel_group = out.require_group("selectivity")
-    for kind in STROOP_KINDS:
-        s = select(index, value, members[kind], n_permutations, seed)
-        g = sel_group.require_group(kind)
-        for name in ("best", "f", "chance", "stat"):
-            write(g, name, getattr(s, name), ("units",))
-        write(g, "null_max", s.null_max, ("permutations",))
-    mark_done(out, "selectivity")
+def selectivity_step(stroop: zarr.Group, blocks: list[str], kinds: dict[str, list[np.ndarray]],
+                     n_permutations: int, seed: int) -> None:
+    """Eq. 1 of every Stroop label kind for every block, and the permutation null over all units
+    (one pass: each shuffle serves every block and kind)."""
+    tops = {b: (stroop[b]["topn_index"][:], stroop[b]["topn_value"][:]) for b in blocks}
+    result, null = select_all(tops, kinds, len(COLOR_TERMS), n_permutations, seed)
+    for kind, by_block in result.items():
+        for block, s in by_block.items():
+            g = stroop[block].require_group(f"selectivity/{kind}")
+            for name in ("best", "f", "chance", "stat"):
+                write(g, name, getattr(s, name), ("units",))
+        write(stroop.require_group(f"selectivity_null/{kind}"), "null_max", null[kind],
+              ("permutations",))
+    mark_done(stroop, "selectivity")
 
 
 def csi_histogram(values: np.ndarray, n_bins: int = 10) -> list[int]:

@@ -22,10 +22,9 @@ COLUMNS = ("unit_id", "block", "unit", "type", "color_term", "csi", "hue_deg", "
 MAX_SETS = ("natural", "stroop", "words", "shapes")
 
 
-def global_null(out: zarr.Group, blocks: list[str], kind: str) -> np.ndarray:
-    """Max over every block of the permuted statistic (the same permutations in every block):
-    the null of the max over all units, so p-values are corrected for all of them."""
-    return np.max([out[f"stroop/{b}/selectivity/{kind}/null_max"][:] for b in blocks], axis=0)
+def global_null(out: zarr.Group, kind: str) -> np.ndarray:
+    """Per permutation, the max over every unit of the permuted statistic of `kind`."""
+    return out[f"stroop/selectivity_null/{kind}/null_max"][:]
 
 
 def kind_results(out: zarr.Group, block: str, nulls: dict[str, np.ndarray]
@@ -75,7 +74,7 @@ def write_neurons_csv(run_dir: Path, out: zarr.Group, blocks: list[str], sets: l
                       settings) -> Path:
     """Classify every unit and write RUN/neurons.csv atomically; per-block type counts go to
     run.json."""
-    nulls = {k: global_null(out, blocks, k) for k in STROOP_KINDS}
+    nulls = {k: global_null(out, k) for k in STROOP_KINDS}
     path = Path(run_dir) / "neurons.csv"
     tmp = path.with_suffix(".csv.tmp")
     counts = {}
