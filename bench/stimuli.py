@@ -40,8 +40,8 @@ def rate(ds: StimulusDataset, n: int) -> tuple[float, float]:
     return n / (time.process_time() - cpu), n / (time.perf_counter() - wall)
 
 
-def bench_set(name: str, n: int, image_size: int) -> dict:
-    s = get_set(name, image_size=image_size)
+def bench_set(name: str, n: int, image_size: int, natural_dir: str | None) -> dict:
+    s = get_set(name, image_size=image_size, natural_dir=natural_dir)
     start = time.perf_counter()
     s.labels()
     labels_s = time.perf_counter() - start
@@ -61,11 +61,13 @@ def main() -> None:
     p.add_argument("--images", type=int, default=3000, help="images timed per set and mode")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--sets", default=",".join(SETS))
+    p.add_argument("--natural-dir", default=None, help="time a folder of photos for `natural`")
     args = p.parse_args()
     torch.set_num_threads(1)
-    results = {name: bench_set(name, args.images, args.image_size)
+    results = {name: bench_set(name, args.images, args.image_size, args.natural_dir)
                for name in args.sets.split(",")}
     print(json.dumps({"image_size": args.image_size, "images_timed": args.images,
+                      "natural_dir": args.natural_dir,
                       "torch_threads": 1, "sets": results}))
 
 

@@ -26,6 +26,7 @@ BUNDLED_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "hubble_deep_fie
 #: Side of a bundled crop as a fraction of the photo's short side: smallest and largest.
 CROP_RANGE = (0.3, 1.0)
 RESAMPLE = Image.Resampling.BICUBIC
+_ORIENTATION = 0x0112  # EXIF tag
 #: Pillow shrinks by whole factors first while the crop is this many times the output (speed).
 REDUCING_GAP = 3.0
 
@@ -53,16 +54,20 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
-def load_rgb(path: Path, draft_size: int | None = None) -> Image.Image:
+def load_rgb(path: Path, draft_size: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
     """Decode a whole image file to 8-bit RGB; raises on unreadable or truncated files.
 
-    draft_size lets JPEG decode at a reduced scale whose short side stays >= draft_size.
+    Returns the image and the photo's full (width, height) as displayed (EXIF orientation
+    applied). draft_size lets JPEG decode at a reduced scale whose short side stays >= draft_size.
     """
     with Image.open(path) as img:
+        width, height = img.size
+        if img.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8):  # turned by a quarter
+            width, height = height, width
         if draft_size is not None and img.format == "JPEG":
             img.draft("RGB", (draft_size, draft_size))
         img.load()
-        return to_rgb(img)
+        return to_rgb(img), (width, height)
 
 
 def centre_box(width: int, height: int) -> tuple[int, int, int]:
@@ -71,9 +76,13 @@ def centre_box(width: int, height: int) -> tuple[int, int, int]:
     return (height - side) // 2, (width - side) // 2, side
 
 
-def crop_resize(img: Image.Image, y0: float, x0: float, side: float, size: int) -> np.ndarray:
-    """Square crop (in img's pixels) resized to size x size, as (size, size, 3) uint8."""
-    box = (x0, y0, x0 + side, y0 + side)
+def crop_resize(img: Image.Image, crop: tuple[int, int, int], source_size: tuple[int, int],
+                size: int) -> np.ndarray:
+    """The square crop (y0, x0, side), in pixels of a source_size image, of img (the same photo
+    decoded at source_size or smaller), resized to (size, size, 3) uint8."""
+    y0, x0, side = crop
+    sx, sy = img.width / source_size[0], img.height / source_size[1]
+    box = (x0 * sx, y0 * sy, min(img.width, (x0 + side) * sx), min(img.height, (y0 + side) * sy))
     return np.array(img.resize((size, size), RESAMPLE, box=box, reducing_gap=REDUCING_GAP))
 
 
@@ -108,12 +117,12 @@ def _index(folder: Path, paths: list[Path], nbytes: list[int]):
             skipped.append({"path": rel, "reason": "empty file"})
             continue
         try:
-            img = load_rgb(path, draft_size=64)
+            _, size = load_rgb(path, draft_size=64)
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
             skipped.append({"path": rel, "reason": f"{type(err).__name__}: {err}"})
             continue
         good.append(rel)
-        sizes.append(img.size)
+        sizes.append(size)
     return good, sizes, skipped
 
 
@@ -189,10 +198,9 @@ class NaturalSet(StimulusSet):
         width, height = self.sizes[lab["source"]]
         path = self.root / self.sources[lab["source"]]
         img = _cached_photo(str(path)) if self.folder is None else load_rgb(
-            path, draft_size=self._draft_size(lab["crop_size"], min(width, height)))
-        scale = img.size[0] / width  # < 1 when JPEG draft decoding shrank the image
-        return crop_resize(img, lab["crop_y0"] * scale, lab["crop_x0"] * scale,
-                           lab["crop_size"] * scale, self.image_size)
+            path, draft_size=self._draft_size(lab["crop_size"], min(width, height)))[0]
+        crop = (lab["crop_y0"], lab["crop_x0"], lab["crop_size"])
+        return crop_resize(img, crop, (width, height), self.image_size)
 
     def _draft_size(self, crop_side: int, short_side: int) -> int:
         """Short side the decoded photo needs so the crop keeps at least image_size pixels."""
@@ -205,5 +213,5 @@ _PHOTOS: dict[str, Image.Image] = {}
 def _cached_photo(path: str) -> Image.Image:
     """Bundled photos are few: decode each once per process."""
     if path not in _PHOTOS:
-        _PHOTOS[path] = load_rgb(Path(path))
+        _PHOTOS[path] = load_rgb(Path(path))[0]
     return _PHOTOS[path]

@@ -128,3 +128,16 @@ def test_one_image_per_file_and_the_index_follows_the_folder(tmp_path):
     b = get_set("natural", natural_dir=tmp_path)
     assert b.label_names["source"] == ("one.png", "two.png")
     assert b.render(1)[..., 2].min() == 255
+
+
+def test_large_jpeg_decoded_at_reduced_scale_matches_full_decode(tmp_path):
+    # 500 x 375: JPEG draft decoding may shrink it by 8 for a 32 px output; odd sizes round up.
+    x = np.linspace(0, 255, 501)[:500]
+    arr = np.stack([np.tile(x, (375, 1)), np.tile(x[::-1], (375, 1)),
+                    np.full((375, 500), 90.0)], axis=2).astype(np.uint8)
+    Image.fromarray(arr).save(tmp_path / "big.jpg", quality=95)
+    s = get_set("natural", natural_dir=tmp_path, image_size=32)
+    assert (s.labels()["crop_x0"][0], s.labels()["crop_size"][0]) == (62, 375)
+    full = Image.open(tmp_path / "big.jpg").convert("RGB").crop((62, 0, 437, 375))
+    want = np.array(full.resize((32, 32), Image.Resampling.BICUBIC)).astype(int)
+    assert np.abs(s.render(0).astype(int) - want).mean() < 4
