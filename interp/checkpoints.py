@@ -61,8 +61,12 @@ def pretrained_kind(model: str, pretrained: str) -> str:
 
 def looks_like_path(text: str) -> bool:
     """True for an existing file or anything spelled like a path or a checkpoint file name."""
-    path = Path(text).expanduser()
-    return path.exists() or os.sep in text or "/" in text or path.suffix in CHECKPOINT_SUFFIXES
+    return Path(text).expanduser().exists() or spelled_like_path(text)
+
+
+def spelled_like_path(text: str) -> bool:
+    """True for text no open_clip tag can be: with a folder separator or a checkpoint suffix."""
+    return os.sep in text or "/" in text or Path(text).suffix in CHECKPOINT_SUFFIXES
 
 
 def config_name(model: str, pretrained: str) -> str:
@@ -98,7 +102,9 @@ def build_open_clip(model: str, pretrained: str) -> tuple[nn.Module, str, dict |
     name = config_name(model, pretrained)
     kind = pretrained_kind(model, pretrained)
     path = cached_or_fetch(model, pretrained) if kind == "tag" else None
-    with _quiet_random_init_warning():
+    if kind == "path":
+        existing_file(pretrained)  # before minutes of building a big model
+    with _quiet_open_clip_logs():
         net = open_clip.create_model(name, pretrained=None, device="cpu")
     identity = None
     if kind == "tag":
@@ -115,10 +121,12 @@ def build_open_clip(model: str, pretrained: str) -> tuple[nn.Module, str, dict |
 
 
 @contextlib.contextmanager
-def _quiet_random_init_warning():
-    """Drop open_clip's "initialized randomly" warning: we load the weights ourselves."""
+def _quiet_open_clip_logs():
+    """Hide open_clip's build chatter (it logs on the root logger) and its "initialized randomly"
+    warning: we load the weights ourselves and log what we did."""
     def keep(record: logging.LogRecord) -> bool:
-        return "Model initialized randomly" not in record.getMessage()
+        chatter = record.name == "root" and record.levelno < logging.WARNING
+        return not chatter and "Model initialized randomly" not in record.getMessage()
 
     root = logging.getLogger()
     root.addFilter(keep)
@@ -266,12 +274,18 @@ def _is_torchscript(path: Path) -> bool:
         return any(name.endswith("constants.pkl") for name in archive.namelist())
 
 
-def load_into(net: nn.Module, pretrained: str, model: str) -> dict:
-    """Load a checkpoint file into `net` strictly; a misfit is a ChromaError with the key counts."""
+def existing_file(pretrained: str) -> Path:
+    """The checkpoint path, or a ChromaError naming it when there is no such file."""
     path = Path(pretrained).expanduser()
     if not path.is_file():
         raise ChromaError(f"--pretrained {pretrained}: no such file; give an existing "
                           "checkpoint path, an open_clip tag, or none")
+    return path
+
+
+def load_into(net: nn.Module, pretrained: str, model: str) -> dict:
+    """Load a checkpoint file into `net` strictly; a misfit is a ChromaError with the key counts."""
+    path = existing_file(pretrained)
     state = _adapt(net, read_state_dict(path))
     _check_fit(net, state, path, model)
     net.load_state_dict(state, strict=True)

@@ -203,6 +203,8 @@ def load_model(model: str = "RN50", pretrained: str | os.PathLike | None = "open
     pretrained = "none" if pretrained is None else os.fspath(pretrained)
     if isinstance(layers, str):
         layers = [name.strip() for name in layers.split(",") if name.strip()]
+    if checkpoints.spelled_like_path(pretrained):
+        checkpoints.existing_file(pretrained)  # a typo in a path fails before any import or build
     if ":" not in model:
         model = checkpoints.canonical_model(model)
     with torch.random.fork_rng(devices=[]):
