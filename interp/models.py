@@ -152,22 +152,42 @@ def _valid_layers_hint(modules: dict[str, nn.Module], found: dict[str, nn.Module
 @torch.no_grad()
 def probe_shapes(visual: nn.Module, blocks: dict[str, nn.Module], image_size: int,
                  device: torch.device) -> dict[str, tuple[int, int, int]]:
-    """Output (C, H, W) of each hook point, from one forward pass on a zero image."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    handles = [module.register_forward_hook(_shape_recorder(shapes, name))
-               for name, module in blocks.items()]
+    """Output (C, H, W) of each hook point, from one forward pass on a zero image.
+
+    The pass runs on meta tensors (shapes only, no arithmetic) where the module allows it,
+    else for real on `device`.
+    """
     try:
-        dtype = next(visual.parameters(), torch.empty(0)).dtype
-        visual(torch.zeros(1, 3, image_size, image_size, device=device, dtype=dtype))
-    finally:
-        for handle in handles:
-            handle.remove()
+        shapes = _record_shapes(visual, blocks, image_size, torch.device("meta"))
+    except Exception:  # noqa: BLE001 - some modules cannot run on meta tensors
+        shapes = _record_shapes(visual, blocks, image_size, device)
     for name in blocks:
         shape = shapes.get(name)
         if shape is None or len(shape) != 4:
             raise UsageError(f"layer {name!r} does not output an (N, C, H, W) map "
                              f"(got {shape or 'nothing'}); choose other --layers")
     return {name: tuple(shapes[name][1:]) for name in blocks}
+
+
+def _record_shapes(visual: nn.Module, blocks: dict[str, nn.Module], image_size: int,
+                   device: torch.device) -> dict[str, tuple[int, ...] | None]:
+    shapes: dict[str, tuple[int, ...] | None] = {}
+    handles = [module.register_forward_hook(_shape_recorder(shapes, name))
+               for name, module in blocks.items()]
+    dtype = next(visual.parameters(), torch.empty(0)).dtype
+    image = torch.zeros(1, 3, image_size, image_size, device=device, dtype=dtype)
+    try:
+        if device.type == "meta":
+            tensors = dict(visual.named_parameters())
+            tensors.update(visual.named_buffers())
+            meta = {k: torch.empty_like(v, device="meta") for k, v in tensors.items()}
+            torch.func.functional_call(visual, meta, (image,), strict=False)
+        else:
+            visual(image)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return shapes
 
 
 def _shape_recorder(shapes: dict, name: str):

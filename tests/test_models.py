@@ -51,7 +51,17 @@ def factories(monkeypatch):
         net.image_size, net.mean, net.std = 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
         return net
 
-    module.plain_net = plain_net
+    class DataDependent(nn.Module):
+        """Branches on a value, so it cannot run on meta tensors: probed for real."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 5, 3, stride=2, padding=1)
+
+        def forward(self, x):
+            return self.conv(x) if float(x.abs().sum()) >= 0 else x
+
+    module.plain_net, module.data_dependent = plain_net, DataDependent
     monkeypatch.setitem(sys.modules, "fake_factories", module)
     return module
 
@@ -136,6 +146,12 @@ def test_factory_attributes_and_layers(factories):
     assert (loaded.image_size, loaded.mean, loaded.std) == (32, (0.5,) * 3, (0.25,) * 3)
     assert loaded.describe()["map_shapes"] == {"2": [15, 15], "0": [32, 32]}
     assert unit_counts(loaded) == {"2": 6, "0": 4}
+
+
+def test_shapes_of_a_module_that_cannot_run_on_meta(factories):
+    loaded = load_model("fake_factories:data_dependent", "none", layers=["conv"])
+    assert loaded.describe()["map_shapes"] == {"conv": [112, 112]}
+    assert unit_counts(loaded) == {"conv": 5}
 
 
 def test_unknown_layer_lists_valid_ones(factories):
