@@ -145,12 +145,20 @@ class RunDir:
             return
         raise ChromaError(f"could not take the lock {self.lock_path}; retry")
 
+    def _lock_age_base(self) -> float:
+        try:
+            return self.lock_path.stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
+
     def _take_over_if_stale(self) -> None:
         try:
             holder = json.loads(self.lock_path.read_text() or "{}")
         except (OSError, json.JSONDecodeError):
             holder = {}
         pid, host = holder.get("pid"), holder.get("host")
+        if not holder and time.time() - self._lock_age_base() < 10:
+            raise ChromaError(f"{self.path} is being locked by another process; wait and retry")
         if host == socket.gethostname() and isinstance(pid, int) and _pid_alive(pid):
             raise ChromaError(
                 f"{self.path} is in use by pid {pid} on {host}; wait for it to finish or stop it"
