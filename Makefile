@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_RUN ?= runs/demo
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo bench clean browser
 
 install: $(STAMP)
 
@@ -20,7 +20,12 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-test: $(STAMP) lint
+# The atlas browser test drives Debian's chromium (no browser download); install it where missing.
+browser:
+	command -v chromium >/dev/null 2>&1 || { $$(command -v sudo) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$(command -v sudo) apt-get install -y -qq chromium; }
+
+test: $(STAMP) lint browser
 	$(PY) -m pytest -q
 
 demo: $(STAMP)

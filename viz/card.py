@@ -15,7 +15,6 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from interp.analysis import features, selectivity
-from interp.analysis.selectivity import membership
 from stimuli.palette import COLOR_TERMS, PALETTE
 from viz import rundata
 
@@ -48,14 +47,10 @@ def label_fractions(top_index: np.ndarray, top_value: np.ndarray,
     `labels` maps store kinds (word, font_color, bg_color) to codes per image; for the kind
     `color` an image counts for c when its font or its background is c.
     """
-    out = {}
-    for kind, store_kinds in STORE_KINDS.items():
-        if all(k in labels for k in store_kinds):
-            member = np.zeros((len(top_index), len(COLOR_TERMS)), dtype=bool)
-            for k in store_kinds:
-                member |= membership(labels[k][top_index], len(COLOR_TERMS))
-            out[kind] = selectivity.label_fractions(top_value[None], member[None])[0]
-    return out
+    return {kind: selectivity.label_fractions(top_index[None], top_value[None],
+                                              [labels[k] for k in store_kinds],
+                                              len(COLOR_TERMS))[0]
+            for kind, store_kinds in STORE_KINDS.items() if all(k in labels for k in store_kinds)}
 
 
 def card_data(run: Path, record: dict, *, with_crops: bool = True) -> CardData:
@@ -130,7 +125,8 @@ def summary_lines(record: dict) -> list[str]:
     lines = [record["unit_id"], f"type: {record.get('type', '?').replace('_', ' ')}"]
     if record.get("color_term"):
         lines.append(f"colour term: {record['color_term']}")
-    lines += [f"CSI: {num('csi')}", f"hue: {num('hue_deg', '.0f')}°",
+    hue = num("hue_deg", ".0f")
+    lines += [f"CSI: {num('csi')}", f"hue: {hue}°" if hue != "—" else "hue: —",
               f"NF colour: {record.get('nf_color_term') or '—'}"]
     for kind in ("word", "font", "bg", "color"):
         lines.append(f"{kind}: {record.get(f'best_{kind}') or '—'}  f={num(f'f_{kind}', '.2f')}"
@@ -214,7 +210,9 @@ def _draw_fractions(fig: Figure, y0: float, y1: float, data: CardData) -> None:
         ax = fig.add_axes((0.06 + i * width, y0 + 0.38 * (y1 - y0), width * 0.8,
                            0.5 * (y1 - y0)))
         ax.set_title(f"f ({title})", fontsize=9)
-        ax.set_xticks(range(len(COLOR_TERMS)), COLOR_TERMS, rotation=90, fontsize=7)
+        # colour names under the first chart only: the bars are drawn in the colours themselves
+        ax.set_xticks(range(len(COLOR_TERMS)), COLOR_TERMS if i == 0 else [], rotation=90,
+                      fontsize=7)
         ax.tick_params(axis="y", labelsize=7)
         values = data.fractions.get(kind)
         if values is None:

@@ -1,0 +1,139 @@
+"""The static atlas: pages, sprites, embedded data, cards and local links, on a synthetic run."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from interp.cli import main
+from viz import atlas, rundata
+from viz.synthetic import make_synthetic_run
+
+BLOCKS = {"layer1.0": 2, "layer2.0": 70}  # layer1.0: one colour unit, one colour-word unit
+THUMB = 10
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    run = make_synthetic_run(tmp_path_factory.mktemp("atlas") / "run", BLOCKS)
+    atlas.build_atlas(run, cards_per_type=1, thumb=THUMB)
+    return run
+
+
+def embedded_data(page: Path) -> dict:
+    text = page.read_text()
+    return json.loads(re.search(r"window\.ATLAS = (.*?);</script>", text).group(1))
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.targets = []
+
+    def handle_starttag(self, tag, attrs):
+        self.targets += [v for k, v in attrs if k in ("href", "src") and v]
+
+
+def local_targets(page: Path) -> list[str]:
+    parser = _Links()
+    parser.feed(page.read_text())
+    return parser.targets
+
+
+def test_every_unit_has_a_page_and_every_block_a_page_and_sprites(run):
+    out = run / "atlas"
+    assert (out / "index.html").exists()
+    for block, n in BLOCKS.items():
+        assert (out / "blocks" / f"{block}.html").exists()
+        assert len(list((out / "units" / block).glob("*.html"))) == n
+        for set_name in atlas.SPRITE_SETS:
+            sheet = Image.open(out / "sprites" / f"{block}.{set_name}.png")
+            columns = min(n, 64)
+            assert sheet.size == (columns * THUMB, -(-n // columns) * THUMB)
+
+
+def test_sprite_tile_of_unit_0_is_its_red_neuron_feature(run):
+    sheet = np.asarray(Image.open(run / "atlas" / "sprites" / "layer2.0.natural.png"))
+    centre = sheet[THUMB // 2, THUMB // 2].astype(int)  # unit 0: a red blob on grey
+    assert centre[0] > 200 and centre[1] < 120 and centre[2] < 120
+    # unit 65 sits in row 1, column 1 of a 64-column sheet
+    tile = sheet[THUMB:2 * THUMB, THUMB:2 * THUMB]
+    nf = rundata.open_analysis(run)["natural/layer2.0/nf"][65]
+    np.testing.assert_allclose(tile.mean(axis=(0, 1)) / 255, np.nanmean(nf, axis=(0, 1)),
+                               atol=0.06)
+
+
+def test_block_page_embeds_every_unit(run):
+    data = embedded_data(run / "atlas" / "blocks" / "layer2.0.html")
+    assert data["block"] == "layer2.0" and len(data["units"]) == 70
+    rows = {r[0]: dict(zip(data["fields"], r, strict=True)) for r in data["units"]}
+    units = {u["unit"]: u for u in rundata.load_units(run) if u["block"] == "layer2.0"}
+    assert rows[0]["type"] == "color_chromatic" and rows[1]["type"] == "color_word"
+    assert all(rows[i]["csi"] == pytest.approx(units[i]["csi"], abs=1e-4) for i in units)
+    assert rows[1]["hue_deg"] is None  # NaN becomes null, not the invalid JS token NaN
+    assert data["blocks"] == {"layer1.0": [2, "layer1.0"], "layer2.0": [70, "layer2.0"]}
+
+
+def test_cards_only_for_the_chosen_units(run):
+    units = rundata.load_units(run)
+    chosen = atlas.select_card_units(units, 1)
+    # one per scored type (5 of the 7 types) and block: layer1.0 has only 2 of them
+    assert len(chosen) == 2 + 5
+    cards = {(p.parent.name, int(p.stem)) for p in (run / "atlas" / "cards").rglob("*.png")}
+    assert cards == {(u["block"], u["unit"]) for u in chosen}
+    best_word = max((u for u in units if u["block"] == "layer2.0" and u["type"] == "color_word"),
+                    key=lambda u: u["f_word"])
+    assert best_word in chosen
+    page = run / "atlas" / "units" / "layer2.0" / f"{best_word['unit']}.html"
+    assert 'class="card"' in page.read_text()
+
+
+def test_pages_link_only_to_local_files_that_exist(run):
+    out = run / "atlas"
+    pages = [out / "index.html", out / "blocks" / "layer1.0.html",
+             out / "units" / "layer1.0" / "0.html", out / "units" / "layer2.0" / "69.html",
+             out / "units" / "layer2.0" / "1.html"]
+    for page in pages:
+        text = page.read_text()
+        assert "http://" not in text and "https://" not in text and "fetch(" not in text
+        for target in local_targets(page):
+            if target.startswith("#"):
+                continue
+            assert (page.parent / target.split("#")[0]).resolve().exists(), (page, target)
+
+
+def test_unit_pages_link_neighbours(run):
+    first = (run / "atlas" / "units" / "layer2.0" / "0.html").read_text()
+    last = (run / "atlas" / "units" / "layer2.0" / "69.html").read_text()
+    assert 'id="next" href="1.html"' in first and 'id="prev"' not in first
+    assert 'id="prev" href="68.html"' in last and 'id="next"' not in last
+
+
+def test_index_shows_model_figures_naming_and_type_counts(run):
+    text = (run / "atlas" / "index.html").read_text()
+    assert "synthetic / none" in text
+    for figure in ("csi_by_block", "types_by_block", "hue_histogram"):
+        assert f"../figures/{figure}.png" in text
+    assert "background_pct" in text  # naming table rendered from exp1.csv
+    n_word = sum(u["type"] == "color_word" for u in rundata.load_units(run)
+                 if u["block"] == "layer2.0")
+    row = re.search(r'<a href="blocks/layer2.0.html">layer2.0</a></td>(.*?)</tr>', text).group(1)
+    cells = [int(c) for c in re.findall(r"<td>(\d+)</td>", row)]
+    assert cells[0] == 70 and cells[1 + atlas.figures.TYPE_ORDER.index("color_word")] == n_word
+
+
+def test_neuron_command_adds_its_card_to_the_unit_page(run, tmp_path, capsys):
+    run = shutil.copytree(run, tmp_path / "run")
+    page = run / "atlas" / "units" / "layer2.0" / "7.html"  # not_activated: no card yet
+    assert 'class="card"' not in page.read_text()
+    assert main(["neuron", str(run), "layer2.0:7"]) == 0
+    capsys.readouterr()
+    assert 'class="card"' in page.read_text()
+    assert (run / "atlas" / "cards" / "layer2.0" / "7.png").exists()
