@@ -65,9 +65,10 @@ def parse_experiments(items: list[str]) -> list[int]:
 
 def model_settings(args: argparse.Namespace, run: RunDir) -> dict:
     """The run's recorded model, else the options, else RN50/openai; explicit options must agree."""
+    keys = (*DEFAULT_MODEL, "layers")  # layers: the run's hook points, for unit attributions
     recorded = {k: v for k, v in run.read().get("model_settings", {}).items()
-                if k in DEFAULT_MODEL}
-    given = {k: getattr(args, k) for k in DEFAULT_MODEL if getattr(args, k) is not None}
+                if k in keys and v is not None}
+    given = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     settings = {**DEFAULT_MODEL, **recorded, **given}
     run.check_settings("model_settings", settings)
     return settings
