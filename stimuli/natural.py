@@ -118,7 +118,8 @@ def _index(folder: Path, paths: list[Path], nbytes: list[int]):
             continue
         try:
             _, size = load_rgb(path, draft_size=64)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError,
+                Image.DecompressionBombError) as err:
             skipped.append({"path": rel, "reason": f"{type(err).__name__}: {err}"})
             continue
         good.append(rel)
@@ -197,8 +198,14 @@ class NaturalSet(StimulusSet):
         lab = {k: int(v[0]) for k, v in self._labels(np.array([i])).items()}
         width, height = self.sizes[lab["source"]]
         path = self.root / self.sources[lab["source"]]
-        img = _cached_photo(str(path)) if self.folder is None else load_rgb(
-            path, draft_size=self._draft_size(lab["crop_size"], min(width, height)))[0]
+        if self.folder is None:
+            img = _cached_photo(str(path))
+        else:
+            try:
+                img, _ = load_rgb(path, self._draft_size(lab["crop_size"], min(width, height)))
+            except OSError as err:
+                raise ChromaError(f"{path} was readable when the natural set was built but not "
+                                  f"now ({err}); rerun to index the folder again") from err
         crop = (lab["crop_y0"], lab["crop_x0"], lab["crop_size"])
         return crop_resize(img, crop, (width, height), self.image_size)
 
