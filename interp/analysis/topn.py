@@ -22,13 +22,15 @@ class TopN:
 
     def update(self, chunk: np.ndarray, start: int) -> None:
         """Merge a (images, units) chunk whose first row is image `start`."""
-        values = np.nan_to_num(np.asarray(chunk, dtype=np.float32), nan=-np.inf)
+        values = np.asarray(chunk, dtype=np.float32)
         rows, units = self._candidates(values)
         if rows.size == 0:
             return
         n_units = self.index.shape[0]
+        picked = values[rows, units]
+        picked[np.isnan(picked)] = -np.inf  # NaN ranks below every number
         all_unit = np.concatenate([np.repeat(np.arange(n_units), self.n), units])
-        all_value = np.concatenate([self.value.ravel(), values[rows, units]])
+        all_value = np.concatenate([self.value.ravel(), picked])
         all_index = np.concatenate([self.index.ravel(), rows.astype(np.int64) + start])
         order = np.lexsort((all_index, -all_value, all_unit))
         sorted_unit = all_unit[order]
@@ -39,16 +41,21 @@ class TopN:
         self.value = all_value[keep].reshape(n_units, self.n)
 
     def _candidates(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Entries of the chunk that can enter some unit's top-N (all ties at the cut kept)."""
-        n_rows = values.shape[0]
-        if n_rows > self.n:
-            chunk_cut = np.partition(values, n_rows - self.n, axis=0)[n_rows - self.n]
-        else:
-            chunk_cut = np.full(values.shape[1], -np.inf, dtype=np.float32)
+        """Entries of the chunk that can enter some unit's top-N (all ties at the cut kept).
+
+        A full unit only takes values strictly above its N-th (equal ones come later, so they
+        lose the tie); NaN never compares greater. When that leaves many candidates (early
+        chunks), each unit's N-th largest value in the chunk cuts them down first.
+        """
         full = self.index[:, -1] != EMPTY_INDEX
-        # A full unit only takes values strictly above its N-th: equal ones have larger indices.
-        state_cut = np.where(full, self.value[:, -1], -np.inf)
-        mask = (values >= chunk_cut) & ((values > state_cut) | ~full)
+        state_cut = np.where(full, self.value[:, -1], -np.inf).astype(np.float32)
+        mask = (values > state_cut) | ~full
+        n_rows = values.shape[0]
+        if n_rows > self.n and np.count_nonzero(mask) > 4 * self.n * values.shape[1]:
+            by_unit = np.ascontiguousarray(values.T)
+            by_unit[np.isnan(by_unit)] = -np.inf
+            chunk_cut = np.partition(by_unit, n_rows - self.n, axis=1)[:, n_rows - self.n]
+            mask &= values >= chunk_cut
         return np.nonzero(mask)
 
 
