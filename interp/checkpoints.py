@@ -113,7 +113,7 @@ def build_open_clip(model: str, pretrained: str) -> tuple[nn.Module, str, dict |
         set_model_preprocess_cfg(net, {**net.visual.preprocess_cfg,
                                        "mean": cfg.get("mean", net.visual.image_mean),
                                        "std": cfg.get("std", net.visual.image_std)})
-        identity = {"tag": pretrained, **file_identity(path)}
+        identity = {"tag": pretrained.lower().replace("-", "_"), **file_identity(path)}
         del identity["path"]  # the cache location differs between machines; the bytes do not
     elif kind == "path":
         identity = load_into(net, pretrained, model)

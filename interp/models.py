@@ -221,6 +221,7 @@ def load_model(model: str = "RN50", pretrained: str | os.PathLike | None = "open
     """Build the model with its weights, find its hook points, put it in eval mode on `device`."""
     dev = resolve_device(device)
     pretrained = "none" if pretrained is None else os.fspath(pretrained)
+    pretrained = "none" if pretrained.lower() == "none" else pretrained
     if isinstance(layers, str):
         layers = [name.strip() for name in layers.split(",") if name.strip()]
     if checkpoints.spelled_like_path(pretrained):
@@ -238,8 +239,8 @@ def load_model(model: str = "RN50", pretrained: str | os.PathLike | None = "open
     loaded = _wrap(net, model, pretrained, seed, layers, dev)
     loaded.config_name = config_name
     loaded.checkpoint = identity
-    if identity and "path" in identity:
-        loaded.pretrained = identity["path"]
+    if identity:  # record the absolute path, or the tag as open_clip spells it
+        loaded.pretrained = identity.get("path") or identity["tag"]
     log.info("loaded %s (%s) with %d hook points, %d units on %s", model, loaded.pretrained,
              len(loaded.blocks), sum(unit_counts(loaded).values()), dev)
     return loaded

@@ -289,8 +289,8 @@ def test_cached_tag_weights_load_without_network(offline_home, rntiny, monkeypat
     (repo / "snapshots" / "abc123").mkdir(parents=True)
     torch.save(source.state_dict(), repo / "snapshots" / "abc123" / "open_clip_pytorch_model.bin")
 
-    loaded = load_model("RNtiny", "openai", seed=0)
-    assert loaded.config_name == "RNtiny-quickgelu"
+    loaded = load_model("rntiny", "OpenAI", seed=0)
+    assert (loaded.model, loaded.config_name) == ("RNtiny", "RNtiny-quickgelu")
     assert (loaded.mean, loaded.std) == ((0.5,) * 3, (0.2,) * 3)
     assert torch.equal(loaded.visual.conv1.weight, source.visual.conv1.weight)
     described = loaded.describe()
