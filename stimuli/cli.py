@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from interp.errors import ChromaError, UsageError
-from interp.options import add_data, positive_int
+from interp.options import add_data, add_run_dir, positive_int
 from stimuli import SET_NAMES, StimulusSet, get_set
 from stimuli.fonts import get_font, text_fonts
 
@@ -36,14 +36,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=positive_int, default=224, metavar="PX",
                    help="side of the square images (the model's input size, default 224)")
     add_data(p)
+    add_run_dir(p, required=False)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.name not in SET_NAMES:
         raise UsageError(f"unknown stimulus set {args.name!r}; choose from {', '.join(SET_NAMES)}")
-    s = get_set(args.name, samples_per_combo=args.samples_per_combo, image_size=args.image_size,
-                seed=args.seed, limit=args.limit, natural_dir=args.natural_dir)
+    s = run_set(args.run_dir, args.name) if args.run_dir else get_set(
+        args.name, samples_per_combo=args.samples_per_combo, image_size=args.image_size,
+        seed=args.seed, limit=args.limit, natural_dir=args.natural_dir)
     if args.preview:
         preview(s, args.preview, args.count)
         log.info("wrote a %d-tile preview of %s to %s", min(args.count, len(s)), s.name,
@@ -55,6 +57,19 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"spec": s.spec(), "images": len(s), "combinations": s.n_combos,
                           "labels": sorted(s.labels()), "report": s.report()}, indent=1))
     return 0
+
+
+def run_set(run_dir: Path, name: str) -> StimulusSet:
+    """The set exactly as a run extracted it (its spec in RUN/run.json)."""
+    from interp.rundir import RunDir
+
+    spec = RunDir(run_dir).read().get("stimuli", {}).get(name)
+    if spec is None:
+        raise ChromaError(f"{run_dir} has no stimulus set {name!r} in run.json; extract it first "
+                          "or leave out --run-dir")
+    return get_set(name, samples_per_combo=spec["samples_per_combo"],
+                   image_size=spec["image_size"], seed=spec["seed"], limit=spec["limit"],
+                   natural_dir=spec.get("natural_dir"))
 
 
 def caption(s: StimulusSet, labels: dict[str, np.ndarray], i: int) -> list[str]:

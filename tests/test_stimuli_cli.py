@@ -60,3 +60,18 @@ def test_bad_option_value_exits_2(capsys):
     assert main(["stimuli", "natural", "--natural-dir", "/nonexistent/photos"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "not a folder" in err[1]
+
+
+def test_run_dir_uses_the_runs_stimulus_spec(tmp_path, capsys):
+    from interp.rundir import RunDir
+
+    spec = get_set("shapes", samples_per_combo=2, image_size=40, seed=3, limit=5).spec()
+    RunDir(tmp_path / "run").update({"stimuli": {"shapes": spec}})
+    assert main(["stimuli", "shapes", "--run-dir", str(tmp_path / "run"), "--export",
+                 str(tmp_path / "out")]) == 0
+    exported = sorted((tmp_path / "out").glob("*.png"))
+    assert len(exported) == 5
+    want = get_set("shapes", samples_per_combo=2, image_size=40, seed=3).render(4)
+    assert (np.array(Image.open(exported[4])) == want).all()
+    assert main(["stimuli", "stroop", "--run-dir", str(tmp_path / "run")]) == 1
+    assert "no stimulus set 'stroop'" in capsys.readouterr().err
