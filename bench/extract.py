@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import sys
 import tempfile
@@ -74,21 +75,30 @@ class PeakRSS:
         self._thread.join()
 
 
+def cpu_seconds(children: bool = False) -> float:
+    """CPU time of this process (or of its reaped children: the DataLoader workers)."""
+    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def bare_forward(visual, x: torch.Tensor, batches: int, device, dtype: str) -> float:
-    """Images/s of the plain forward on one fixed, already-normalised batch."""
+def bare_forward(visual, x: torch.Tensor, batches: int, device, dtype: str
+                 ) -> tuple[float, float]:
+    """Images per wall second and per CPU second of the plain forward on one fixed batch."""
     with torch.inference_mode(), autocast(device, dtype):
         visual(x)
         sync(device)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         for _ in range(batches):
             visual(x)
         sync(device)
-    return batches * len(x) / (time.perf_counter() - start)
+    n = batches * len(x)
+    return n / (time.perf_counter() - start), n / (cpu_seconds() - cpu)
 
 
 def fastest_plain_form(loaded, x: torch.Tensor, device, dtype: str) -> tuple[str, dict]:
@@ -98,7 +108,7 @@ def fastest_plain_form(loaded, x: torch.Tensor, device, dtype: str) -> tuple[str
                       ("channels_last", torch.channels_last)):
         loaded.visual.to(memory_format=fmt)
         rates[name] = bare_forward(loaded.visual, x.contiguous(memory_format=fmt), 2, device,
-                                   dtype)
+                                   dtype)[0]
     return max(rates, key=rates.get), rates
 
 
@@ -112,14 +122,18 @@ class SteadyTimer:
         for i, (images, index) in enumerate(self.loader):
             if i == 1:
                 sync(self.device)
-                self.start = time.perf_counter()
+                self.start, self.cpu = time.perf_counter(), cpu_seconds()
             if i >= 1:
                 self.images += len(index)
             yield images, index
 
 
-def pipeline(loaded, fn, recorder, infos, s, args, device, workdir: Path) -> float:
-    """Images/s of the extraction pipeline (render in workers, forward, reduce, write)."""
+def pipeline(loaded, fn, recorder, infos, s, args, device, workdir: Path
+             ) -> tuple[float, float]:
+    """Images per wall / CPU second of the pipeline (render in workers, forward, reduce, write).
+
+    CPU time counts the rendering workers too (all their batches, the first one included).
+    """
     root = store.open_store(workdir, mode="a")
     n = (args.batches + 1) * args.batch_size
     chunk = 2 * args.batch_size
@@ -135,10 +149,13 @@ def pipeline(loaded, fn, recorder, infos, s, args, device, workdir: Path) -> flo
     class NoBar:
         def update(self, _n): ...
 
+    workers_cpu = cpu_seconds(children=True)
     loop.run(timer, writer, n, chunk, NoBar())
     writer.close()
     sync(device)
-    return timer.images / (time.perf_counter() - timer.start)
+    wall = time.perf_counter() - timer.start
+    cpu = cpu_seconds() - timer.cpu + cpu_seconds(children=True) - workers_cpu
+    return timer.images / wall, timer.images / cpu
 
 
 def caching_forward(visual, blocks: dict, recorder):
@@ -190,6 +207,7 @@ def main() -> None:
     infos = probe_blocks(loaded, device)
 
     rates: dict[str, list[float]] = {"a_bare": [], "b_extract": [], "c_caching": []}
+    cpu_rates: dict[str, list[float]] = {k: [] for k in rates}
     peaks: dict[str, int] = dict.fromkeys(rates, 0)
     # Bytes the hooks keep per batch: (b) the reductions (max, y/x int32, mean as computed)
     held = {"a_bare": 0, "c_caching": 0,
@@ -202,7 +220,7 @@ def main() -> None:
                 with PeakRSS(device) as peak:
                     if mode == "a_bare":
                         loaded.visual.to(memory_format=fmt)
-                        rate = bare_forward(bare_fn, x.contiguous(memory_format=fmt),
+                        rate, cpu_rate = bare_forward(bare_fn, x.contiguous(memory_format=fmt),
                                             args.batches, device, args.dtype)
                     elif mode == "b_extract":
                         with reduction_hooks(loaded.blocks) as rec:
@@ -210,7 +228,7 @@ def main() -> None:
                                              if uses_channels_last(device)
                                              else torch.contiguous_format)
                             fn = torch.compile(loaded.visual) if args.compile else loaded.visual
-                            rate = pipeline(loaded, fn, rec, infos, s, args, device,
+                            rate, cpu_rate = pipeline(loaded, fn, rec, infos, s, args, device,
                                             Path(tmp) / f"b{rnd}")
                     else:
                         rec = Recorder()
@@ -218,15 +236,23 @@ def main() -> None:
                                          if uses_channels_last(device)
                                          else torch.contiguous_format)
                         fn = caching_forward(loaded.visual, loaded.blocks, rec)
-                        rate = pipeline(loaded, fn, rec, infos, s, args, device,
+                        rate, cpu_rate = pipeline(loaded, fn, rec, infos, s, args, device,
                                         Path(tmp) / f"c{rnd}")
                         held["c_caching"] = fn.held
                 rates[mode].append(rate)
+                cpu_rates[mode].append(cpu_rate)
                 peaks[mode] = max(peaks[mode], peak.peak)
-                print(f"round {rnd}: {mode:10s} {rate:8.2f} img/s  peak +{peak.peak / 2**20:.0f} "
-                      "MiB", flush=True)
+                print(f"round {rnd}: {mode:10s} {rate:8.2f} img/s {cpu_rate:8.2f} img/cpu-s "
+                      f"peak +{peak.peak / 2**20:.0f} MiB", flush=True)
 
     med = {k: statistics.median(v) for k, v in rates.items()}
+    cpu_med = {k: statistics.median(v) for k, v in cpu_rates.items()}
+
+    def per_round(num: str, den: str) -> float:
+        """Median over rounds of the ratio within a round (robust to load drifting over time)."""
+        ratios = [x / y for x, y in zip(rates[num], rates[den], strict=True)]
+        return round(statistics.median(ratios), 4)
+
     result = {
         "model": args.model, "device": str(device), "dtype": args.dtype,
         "batch_size": args.batch_size, "batches": args.batches, "repeats": args.repeats,
@@ -236,8 +262,13 @@ def main() -> None:
         "bare_forward_form": plain, "bare_forms_img_s": plain_rates, "extract_form": extract_fmt,
         "img_s": {k: round(v, 3) for k, v in med.items()},
         "img_s_rounds": {k: [round(r, 3) for r in v] for k, v in rates.items()},
+        "img_per_cpu_s": {k: round(v, 3) for k, v in cpu_med.items()},
         "b_over_a": round(med["b_extract"] / med["a_bare"], 4),
         "b_over_c": round(med["b_extract"] / med["c_caching"], 4),
+        "b_over_a_per_round": per_round("b_extract", "a_bare"),
+        "b_over_c_per_round": per_round("b_extract", "c_caching"),
+        "b_over_a_cpu": round(cpu_med["b_extract"] / cpu_med["a_bare"], 4),
+        "b_over_c_cpu": round(cpu_med["b_extract"] / cpu_med["c_caching"], 4),
         "peak_mib": {k: round(v / 2**20, 1) for k, v in peaks.items()},
         "peak_memory": "CUDA max allocated" if device.type == "cuda" else "main-process RSS",
         "held_by_hooks_mib": {k: round(v / 2**20, 1) for k, v in held.items()},
