@@ -65,9 +65,9 @@ def neuron_features(render: Callable[[int], np.ndarray], topn_index: np.ndarray,
     n_units, n = topn_index.shape
     f = cell_factor(field.size, max_side)
     shape = nf_shape(field.size, max_side)
-    acc = np.zeros((n_units, *shape, 3), dtype=np.float64)
-    weight = np.zeros((n_units, *shape), dtype=np.float64)
-    w = np.clip(np.asarray(topn_value, dtype=np.float64), 0, None).ravel()
+    acc = np.zeros((n_units, *shape, 3), dtype=np.float32)
+    weight = np.zeros((n_units, *shape), dtype=np.float32)
+    w = np.clip(np.asarray(topn_value, dtype=np.float32), 0, None).ravel()
     images = topn_index.ravel()
     units = np.repeat(np.arange(n_units), n)
     locs = topn_loc.reshape(-1, 2).astype(np.int64)
