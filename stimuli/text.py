@@ -20,7 +20,7 @@ from stimuli.rng import uniforms, uniforms_one
 
 #: Font size (pixels) as a fraction of the image size: smallest and largest, before fitting.
 SIZE_RANGE = (0.09, 0.25)
-#: Smallest font size in pixels, so strokes keep solid pixels of the font colour.
+#: Smallest font size in pixels (unless the word would not fit: tiny images), for legibility.
 MIN_SIZE = 10
 #: Pixels kept free between the ink and the image border.
 MARGIN = 2
@@ -36,9 +36,6 @@ _COLORS = tuple(tuple(int(v) for v in rgb) for rgb in PALETTE)
 
 def _per_key(fn: Callable[..., int | tuple[int, ...]], *keys: np.ndarray) -> np.ndarray:
     """fn(*key) for each row of the (non-negative int) key columns, once per distinct key."""
-    if len(keys[0]) <= 8:
-        return np.array([fn(*k) for k in zip(*(c.tolist() for c in keys), strict=True)],
-                        dtype=np.int64)
     dims = tuple(int(c.max()) + 1 for c in keys)
     distinct, inverse = np.unique(np.ravel_multi_index(keys, dims), return_inverse=True)
     columns = np.unravel_index(distinct, dims)
