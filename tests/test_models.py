@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import sys
+import threading
 import time
 import types
 
@@ -308,3 +310,18 @@ def test_device_errors():
         with pytest.raises(ChromaError, match="--device cpu"):
             load_model(TINY, "none", device="cuda")
 
+
+
+def test_hub_probe_is_bounded_in_time():
+    start = time.perf_counter()
+    assert not checkpoints.hub_reachable("http://10.255.255.1", timeout=0.5)  # no route / no answer
+    assert time.perf_counter() - start < 1.5
+
+
+def test_hub_probe_sees_a_live_server():
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    try:
+        assert checkpoints.hub_reachable(f"http://127.0.0.1:{server.server_port}/", timeout=2)
+    finally:
+        server.server_close()
