@@ -321,27 +321,33 @@ def extract(run_dir: str | os.PathLike, model_settings: dict, sets: Sequence[str
     try:
         run = RunDir(run_dir)
         model_settings = model_kwargs(model_settings)
-        loaded = load_model(**model_settings, device=dev)
         chunk = chunk_size_for(batch_size, chunk_images)
-        stim = {name: get_set(name, samples_per_combo=samples_per_combo,
-                              image_size=loaded.image_size, seed=stimulus_seed, limit=limit,
-                              natural_dir=natural_dir) for name in sets}
         if workers is None:
             workers = max(0, (os.cpu_count() or 1) // d.world - 1)
         with ExitStack() as stack:
-            error = None
-            if d.is_main:
-                try:
-                    stack.enter_context(run.lock())
-                    _record_settings(run, loaded, model_settings, stim, dtype, batch_size, chunk,
-                                     stimulus_seed)
-                except Exception as err:  # every rank must hear of it, or they would wait
-                    error = err
-            distributed.share_outcome(d, error)
+            # the lock first: a second writer is refused before minutes of model loading
+            on_main(d, lambda: stack.enter_context(run.lock()))
+            loaded = load_model(**model_settings, device=dev)
+            stim = {name: get_set(name, samples_per_combo=samples_per_combo,
+                                  image_size=loaded.image_size, seed=stimulus_seed, limit=limit,
+                                  natural_dir=natural_dir) for name in sets}
+            on_main(d, lambda: _record_settings(run, loaded, model_settings, stim, dtype,
+                                                batch_size, chunk, stimulus_seed))
             _extract_all(run, loaded, stim, d, dev, dtype, batch_size, chunk, workers, compile)
         return run.activations
     finally:
         distributed.finish(d)
+
+
+def on_main(d: distributed.Dist, step) -> None:
+    """Run `step` on rank 0 only; if it fails, every rank raises its error (none waits forever)."""
+    error = None
+    if d.is_main:
+        try:
+            step()
+        except Exception as err:
+            error = err
+    distributed.share_outcome(d, error)
 
 
 def _extract_all(run: RunDir, loaded, stim: dict, d, dev, dtype, batch_size, chunk, workers,
