@@ -27,15 +27,22 @@ class Dist:
         return self.rank == 0
 
 
-def init(device: torch.device) -> Dist:
-    """Join the torchrun job if there is one (gloo on CPU, nccl on CUDA)."""
+def init(device: torch.device) -> tuple[Dist, torch.device]:
+    """Join the torchrun job if there is one (gloo on CPU, nccl on CUDA); the rank's device.
+
+    Under torchrun a bare `cuda` becomes `cuda:LOCAL_RANK`, one GPU per process.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return Dist()
+        return Dist(), device
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend)
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), local_rank), device
 
 
 def barrier(d: Dist) -> None:

@@ -315,9 +315,7 @@ def extract(run_dir: str | os.PathLike, model_settings: dict, sets: Sequence[str
     from stimuli import get_set
 
     dev = resolve_device(device)
-    d = distributed.init(dev)
-    if d.world > 1 and dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", d.local_rank)
+    d, dev = distributed.init(dev)
     try:
         run = RunDir(run_dir)
         model_settings = model_kwargs(model_settings)

@@ -75,3 +75,16 @@ def test_model_settings_rebuild_kwargs(tmp_path):
                                    "layers": None}})
     assert run.model_settings() == {"model": "RN50", "pretrained": "none", "seed": 3,
                                     "layers": None}
+
+
+def test_extract_refuses_a_second_writer_before_loading_anything(tmp_path):
+    from interp.extract import extract
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        write_lock(RunDir(tmp_path), holder.pid)
+        with pytest.raises(ChromaError, match=f"in use by pid {holder.pid}"):
+            extract(tmp_path, {"model": "no.such.module:factory"}, ["shapes"])
+    finally:
+        holder.kill()
+        holder.wait()
