@@ -140,8 +140,9 @@ def _quiet_open_clip_logs():
 
 def hf_cache_dir() -> Path:
     """The Hugging Face hub cache, read from the environment now (not at import time)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.environ[var])
     if os.environ.get("HF_HOME"):
         return Path(os.environ["HF_HOME"]) / "hub"
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")

@@ -40,6 +40,7 @@ def offline_home(tmp_path, monkeypatch):
     for var in ("HF_HOME", "XDG_CACHE_HOME", "HOME"):
         monkeypatch.setenv(var, str(tmp_path / var.lower()))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
     return tmp_path
 
 
@@ -189,15 +190,18 @@ def test_checkpoint_saved_by_the_test_loads(tmp_path):
     assert len(described["checkpoint"]["sha256_first_mib"]) == 64
 
 
-@pytest.mark.parametrize("layout", ["wrapped", "ddp"])
+@pytest.mark.parametrize("layout", ["wrapped", "ddp", "safetensors"])
 def test_checkpoint_layouts_unwrap(tmp_path, layout):
     state = {"conv.weight": torch.arange(6.0).reshape(2, 3), "conv.bias": torch.ones(2)}
-    payload = {"wrapped": {"state_dict": state, "epoch": 3, "name": "run1"},
-               "ddp": {f"module.{k}": v for k, v in state.items()}}[layout]
-    path = tmp_path / "ckpt.pt"
-    torch.save(payload, path)
+    path = tmp_path / ("ckpt.safetensors" if layout == "safetensors" else "ckpt.pt")
+    if layout == "safetensors":
+        safetensors_torch = pytest.importorskip("safetensors.torch")
+        safetensors_torch.save_file(state, str(path))
+    else:
+        torch.save({"wrapped": {"state_dict": state, "epoch": 3, "name": "run1"},
+                    "ddp": {f"module.{k}": v for k, v in state.items()}}[layout], path)
     read = checkpoints.read_state_dict(path)
-    assert list(read) == list(state) and all(torch.equal(read[k], state[k]) for k in state)
+    assert set(read) == set(state) and all(torch.equal(read[k], state[k]) for k in state)
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::torch.jit.TracerWarning")
