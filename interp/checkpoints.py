@@ -104,6 +104,7 @@ def build_open_clip(model: str, pretrained: str) -> tuple[nn.Module, str, dict |
     path = cached_or_fetch(model, pretrained) if kind == "tag" else None
     if kind == "path":
         existing_file(pretrained)  # before minutes of building a big model
+    log.info("building open_clip %s on the CPU", name)
     with _quiet_open_clip_logs():
         net = open_clip.create_model(name, pretrained=None, device="cpu")
     identity = None
