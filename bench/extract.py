@@ -5,6 +5,7 @@ Same network, batch, dtype and device for all three. Modes are interleaved over 
 three alike. Throughput is steady state: timing starts once the first batch has been computed.
 
     .venv/bin/python bench/extract.py --model RN50 --batch-size 16 --batches 4 --repeats 3
+    .venv/bin/python bench/extract.py --store RUN --set shapes     # store size, paper scale
 """
 
 from __future__ import annotations
@@ -182,6 +183,31 @@ def caching_forward(visual, blocks: dict, recorder):
     return fn
 
 
+PAPER_IMAGES, RN50_UNITS = 935_000, 15_104
+
+
+def store_size(run_dir: Path, set_name: str) -> dict:
+    """Bytes per image per unit of a finished store, raw and on disk, scaled to the paper's run."""
+    g = store.open_store(run_dir)[set_name]
+    raw, disk = {"max": 0, "mean": 0, "argmax": 0}, {"max": 0, "mean": 0, "argmax": 0}
+    for block in g.attrs["blocks"]:
+        for kind in raw:
+            arr = g[block][kind]
+            raw[kind] += arr.nbytes
+            files = (run_dir / "activations.zarr" / arr.path / "c").rglob("*")
+            disk[kind] += sum(f.stat().st_size for f in files if f.is_file())
+    cells = g.attrs["n_images"] * sum(g[b].attrs["n_units"] for b in g.attrs["blocks"])
+    per_cell = sum(disk.values()) / cells
+    return {
+        "set": set_name, "images": g.attrs["n_images"], "units": cells // g.attrs["n_images"],
+        "bytes_per_image_unit_raw": sum(raw.values()) / cells,
+        "bytes_per_image_unit_disk": round(per_cell, 3),
+        "disk_over_raw": {k: round(disk[k] / raw[k], 3) for k in raw},
+        "paper_scale_gb_raw": round(PAPER_IMAGES * RN50_UNITS * sum(raw.values()) / cells / 1e9, 1),
+        "paper_scale_gb_disk": round(PAPER_IMAGES * RN50_UNITS * per_cell / 1e9, 1),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="RN50")
@@ -193,7 +219,12 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1, help="DataLoader rendering workers")
     p.add_argument("--set", default="shapes", help="stimulus set rendered by (b) and (c)")
     p.add_argument("--compile", action="store_true", help="torch.compile all three modes")
+    p.add_argument("--store", type=Path, default=None, metavar="RUN",
+                   help="instead: size of RUN/activations.zarr (set --set), scaled to the paper")
     args = p.parse_args()
+    if args.store:
+        print(json.dumps(store_size(args.store, args.set)))
+        return
 
     device = resolve_device(args.device)
     loaded = load_model(args.model, "none", device=device)
