@@ -109,6 +109,12 @@ def test_pages_link_only_to_local_files_that_exist(run):
             assert (page.parent / target.split("#")[0]).resolve().exists(), (page, target)
 
 
+def test_unit_page_shows_its_attributions(run):
+    page = (run / "atlas" / "units" / "layer1.0" / "0.html").read_text()
+    assert '<img src="../../../attributions/units/unit0_ig.png"' in page
+    assert "attributions/" not in (run / "atlas" / "units" / "layer1.0" / "1.html").read_text()
+
+
 def test_unit_pages_link_neighbours(run):
     first = (run / "atlas" / "units" / "layer2.0" / "0.html").read_text()
     last = (run / "atlas" / "units" / "layer2.0" / "69.html").read_text()
@@ -122,6 +128,7 @@ def test_index_shows_model_figures_naming_and_type_counts(run):
     for figure in ("csi_by_block", "types_by_block", "hue_histogram"):
         assert f"../figures/{figure}.png" in text
     assert "background_pct" in text  # naming table rendered from exp1.csv
+    assert '<img src="../attributions/naming/exp1_0.png"' in text and "red vs blue" in text
     n_word = sum(u["type"] == "color_word" for u in rundata.load_units(run)
                  if u["block"] == "layer2.0")
     row = re.search(r'<a href="blocks/layer2.0.html">layer2.0</a></td>(.*?)</tr>', text).group(1)

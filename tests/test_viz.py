@@ -90,6 +90,8 @@ def test_card_data_of_the_planted_red_unit(run):
     assert data.fractions["word"].sum() == pytest.approx(1.0)
     shown = card.nf_display(nf)
     assert np.isfinite(shown).all() and shown.min() >= 0 and shown.max() <= 1
+    assert [t for t, _ in data.attributions] == ["integrated_gradients stroop:0"]
+    assert data.attributions[0][1].shape == (32, 32, 3)
 
 
 def test_neuron_command_prints_record_and_writes_card(run, capsys):

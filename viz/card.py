@@ -108,8 +108,7 @@ def crop_display(crop: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
 
 def crop_caption(set_name: str, labels: dict) -> str:
     """Short caption of a crop's labels: `RED` + `font blue · bg white`, or the photo's name."""
-    def term(v) -> str:
-        return COLOR_TERMS[int(v)] if isinstance(v, (int, np.integer)) else str(v)
+    term = rundata.term_name
     if set_name in ("stroop", "stroop-white") and "word" in labels:
         return (f"{term(labels['word']).upper()}\nfont {term(labels.get('font_color', '?'))}"
                 f" · bg {term(labels.get('bg_color', '?'))}")

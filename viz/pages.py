@@ -11,6 +11,7 @@ from html import escape
 from pathlib import Path
 
 from viz import figures, rundata
+from viz.rundata import term_name
 
 SPRITE_COLUMNS = 64
 BLOCK_FIELDS = ("unit", "type", "csi", "hue_deg", "color_term", "f_word", "f_font", "f_bg",
@@ -102,7 +103,7 @@ class Site:
 <p>{len(units)} units in {len(self.blocks)} blocks. Click a block to browse its units.</p>
 <h2>Blocks</h2><table id="blocks"><tr><th>block</th><th>units</th>{head}</tr>{''.join(rows)}</table>
 <h2>Figures</h2><div class="figures">{figs}</div>
-<h2>Naming experiments</h2>{self.naming_html()}
+<h2>Naming experiments</h2>{self.naming_html()}{self.naming_attributions_html()}
 <h2>Run settings</h2>{settings_table(self.info)}"""
         return self._page("chromadissect atlas", "", {"page": "index"}, "<b>atlas</b>", body)
 
@@ -118,6 +119,19 @@ class Site:
             parts.append(f'<a href="../naming/{png.name}"><img src="../naming/{png.name}" '
                          f'alt="{escape(png.stem)}" width="260" loading="lazy"></a>')
         return "".join(parts) or '<p class="note">no naming results in this run</p>'
+
+    def naming_attributions_html(self, limit: int = 12) -> str:
+        """The first naming attribution maps of `chromadissect attribute`, if any."""
+        entries = rundata.read_json(self.run / "attributions" / "index.json").get("naming", [])
+        shown = [e for e in entries if (self.run / "attributions" / e["image"]).exists()][:limit]
+        figs = "".join(
+            f'<figure><a href="../attributions/{escape(e["image"])}"><img src="../attributions/'
+            f'{escape(e["image"])}" width="180" loading="lazy" alt="attribution"></a><figcaption>'
+            f'exp {escape(str(e.get("experiment", "")))} #{escape(str(e.get("index", "")))}: '
+            f'{escape(term_name(e.get("predicted")))} vs {escape(term_name(e.get("contrast")))}'
+            f"</figcaption></figure>" for e in shown)
+        return f'<h3>Attributions of naming decisions</h3><div class="gallery">{figs}</div>' \
+            if figs else ""
 
     def block_page(self, block: str, units: list[dict]) -> str:
         """Thumbnail grid of one block with type filter, sort order and NF set."""

@@ -34,7 +34,7 @@ def _parse_row(row: dict[str, str]) -> dict:
     out: dict = {}
     for key, text in row.items():
         if key in TEXT_COLUMNS:
-            out[key] = _term_name(text) if key.startswith(("best_", "color_term", "nf_")) else text
+            out[key] = term_name(text) if key.startswith(("best_", "color_term", "nf_")) else text
         elif key == "unit":
             out[key] = int(text)
         else:
@@ -42,8 +42,9 @@ def _parse_row(row: dict[str, str]) -> dict:
     return out
 
 
-def _term_name(text: str) -> str:
-    """A colour label as its name, whether stored as a name or as a palette index."""
+def term_name(label) -> str:
+    """A colour label as its name, whether given as a name or as a palette index (int or text)."""
+    text = str(label)
     return COLOR_TERMS[int(text)] if text.isdigit() and int(text) < len(COLOR_TERMS) else text
 
 
@@ -108,8 +109,3 @@ def unit_attributions(run: Path, unit_id: str) -> list[dict]:
     entries = index.get("units", {}).get(unit_id, [])
     return [{**e, "path": Path(run) / "attributions" / e["image"]} for e in entries]
 
-
-def natural_sort_key(name: str) -> list:
-    """Sort `layer10.2` after `layer2.0`."""
-    import re
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]

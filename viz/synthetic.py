@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import zarr
+from PIL import Image
 
 from interp.analysis.hue import hue_histogram
 from stimuli.palette import COLOR_TERMS, PALETTE
@@ -54,6 +55,7 @@ def make_synthetic_run(path: str | Path, blocks: dict[str, int] | None = None, *
     _write_analysis(run, blocks, rows, stroop_labels, nf_size, top_n, rng)
     _write_stroop_store(run, stroop_labels)
     _write_naming(run)
+    _write_attributions(run, f"{next(iter(blocks))}:0")
     (run / "run.json").write_text(json.dumps({
         "model": {"model": "synthetic", "pretrained": "none", "seed": seed,
                   "layers": list(blocks), "n_units": blocks},
@@ -183,3 +185,19 @@ def _write_naming(run: Path) -> None:
             writer.writeheader()
             writer.writerows(table)
         (naming / f"{name}.md").write_text(f"# {name}\n\n| group | bg % |\n|---|---|\n")
+
+
+def _write_attributions(run: Path, unit_id: str) -> None:
+    """One unit attribution and one naming attribution image, indexed as `attribute` does."""
+    out = run / "attributions"
+    (out / "units").mkdir(parents=True, exist_ok=True)
+    (out / "naming").mkdir(exist_ok=True)
+    ramp = np.linspace(0, 255, 32 * 32 * 3).reshape(32, 32, 3).astype(np.uint8)
+    Image.fromarray(ramp).save(out / "units" / "unit0_ig.png")
+    Image.fromarray(ramp[::-1]).save(out / "naming" / "exp1_0.png")
+    index = {"units": {unit_id: [{"method": "integrated_gradients", "image": "units/unit0_ig.png",
+                                  "set": "stroop", "index": 0}]},
+             "naming": [{"experiment": 1, "template": "{}", "index": 0, "set": "shapes",
+                         "image": "naming/exp1_0.png", "method": "integrated_gradients",
+                         "predicted": 3, "contrast": 5, "correct": 5}]}
+    (out / "index.json").write_text(json.dumps(index, indent=2))
