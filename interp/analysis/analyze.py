@@ -74,12 +74,16 @@ def analyze(run_dir: str | os.PathLike, settings: Settings = Settings(), *,
         run.check_settings("analyze", recorded)
         start = time.perf_counter()
         ctx = _Context(run, root, settings, sets, batch_size, device)
-        ctx.per_block()
-        ctx.selectivity()
-        ctx.csi()
-        ctx.corpus_hue()
+        steps_s = {}
+        for name, step in (("top-N and NF", ctx.per_block), ("selectivity", ctx.selectivity),
+                           ("CSI", ctx.csi), ("hue", ctx.corpus_hue)):
+            t0 = time.perf_counter()
+            step()
+            steps_s[name] = round(time.perf_counter() - t0, 3)
+            log.info("%s: %.1f s", name, steps_s[name])
         path = write_neurons_csv(run.path, ctx.out, ctx.blocks, sets, settings)
-        run.update({"timings": {"analyze": round(time.perf_counter() - start, 3)}})
+        run.update({"timings": {"analyze": round(time.perf_counter() - start, 3),
+                                "analyze_steps": steps_s}})
     log.info("analysis of %d blocks in %s; table in %s", len(ctx.blocks), ctx.out.store, path)
     return path
 

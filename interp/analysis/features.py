@@ -92,20 +92,24 @@ def neuron_features(render: Callable[[int], np.ndarray], topn_index: np.ndarray,
 def unit_crops(run_dir: str | os.PathLike, set: str, block: str, unit: int, k: int = 9
                ) -> list[tuple[np.ndarray, np.ndarray, int, dict]]:
     """The unit's k top crops of a set: (crop (h, w, 3) uint8, valid (h, w) bool, image index,
-    labels dict), re-rendered from the procedural stimuli; no model needed."""
+    labels dict, categorical kinds by name), re-rendered from the procedural stimuli; no model."""
     from interp.analysis.runio import load_set, open_analysis
+    from interp.store import open_store
 
     group = open_analysis(run_dir)[set][block]
     field = Field.from_attrs(group.attrs["field"])
     index = group["topn_index"][unit, :k]
     loc = group["topn_loc"][unit, :k]
     stim = load_set(run_dir, set)
-    labels, names = stim.labels(), stim.label_names
+    labels = open_store(run_dir)[set]["labels"]
     out = []
     for i, (y, x) in zip(index, loc, strict=True):
         crop, valid = padded_crop(stim.render(int(i)), field.box(int(y), int(x)))
         pixels = np.round(np.nan_to_num(crop) * 255).astype(np.uint8)
-        info = {kind: names[kind][v[i]] if kind in names else v[i].item()
-                for kind, v in labels.items()}
+        info = {}
+        for kind, arr in labels.arrays():
+            value = arr[int(i)].item()
+            names = arr.attrs.get("names")
+            info[kind] = names[value] if names else value
         out.append((pixels, valid, int(i), info))
     return out
