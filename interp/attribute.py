@@ -40,6 +40,9 @@ from interp.options import (
 from interp.rundir import RunDir
 
 log = logging.getLogger(__name__)
+#: Most inputs per integrated-gradients forward/backward: bounds memory (RN50 at 224 px: ~2 GB).
+IG_MAX_BATCH = 16
+NOT_GIVEN = object()  # --limit left out (None means "no limit")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_sets(p, default=("natural",))
     add_data(p)
     add_execution(p)
+    # not given: the settings of the run's last `naming` (see naming_options)
+    p.set_defaults(samples_per_combo=None, limit=NOT_GIVEN, dtype=None)
     g = p.add_argument_group("what to attribute")
     g.add_argument("--units", type=csv_list, default=[], metavar="LAYER:UNIT,...",
                    help="units, e.g. layer3.2:417 (top images of the first of --sets)")
@@ -108,6 +113,10 @@ def methods_for(args: argparse.Namespace, allowed: tuple[str, ...]) -> tuple[str
     if not chosen:
         raise UsageError(f"--methods {','.join(args.methods)}: choose among {','.join(allowed)}")
     return chosen
+
+
+def ig_batch(args: argparse.Namespace) -> int:
+    return min(args.batch_size, IG_MAX_BATCH)
 
 
 def baseline_like(images: torch.Tensor, loaded: LoadedModel, kind: str) -> torch.Tensor:
@@ -189,7 +198,7 @@ def attribute_units(run: RunDir, args: argparse.Namespace, loaded: LoadedModel,
             batch = index[start:start + args.batch_size]
             pixels, x = to_input(stim, batch, loaded)
             maps, where = unit_attributions(model, x, unit, baseline_like(x, loaded, args.baseline),
-                                            methods, args.steps, args.batch_size)
+                                            methods, args.steps, ig_batch(args))
             for method, attr in maps.items():
                 for j, i in enumerate(batch):
                     y0, y1, x0, x1 = (int(v) for v in field.box(*where[j]))
@@ -211,12 +220,14 @@ def decisions(naming: Naming, number: int, template: str, chosen: list[int] | No
     one, or for a correctly answered image the runner-up."""
     exp = EXPERIMENTS[number]
     labels = naming.labels(exp.set_name)
-    sim = naming.similarities(exp.set_name, template)
     pred = naming.predict(exp.set_name, template)
     index = chosen if chosen is not None else \
         errors(exp, template, pred, labels)[:n_errors].tolist()
+    if not index:
+        return [], pred[:0], pred[:0]
     correct = labels[exp.targets[template]][index]
-    runner_up = sim[index].argsort(dim=1, descending=True)[:, 1].numpy()
+    sim = naming.similarities(exp.set_name, template, index)
+    runner_up = sim.argsort(dim=1, descending=True)[:, 1].numpy()
     contrast = np.where(pred[index] == correct, runner_up, correct)
     return index, pred[index], contrast
 
@@ -251,7 +262,7 @@ def attribute_naming(run: RunDir, args: argparse.Namespace, loaded: LoadedModel,
         maps = naming_attributions(gap, last, x, pred[start:start + len(batch)],
                                    contrast[start:start + len(batch)],
                                    baseline_like(x, loaded, args.baseline), methods, args.steps,
-                                   args.batch_size)
+                                   ig_batch(args))
         for method, attr in maps.items():
             for j, i in enumerate(map(int, batch)):
                 name = f"{method}_{i}.png"
@@ -279,10 +290,21 @@ def write_index(out: Path, units: dict[str, list[dict]], naming: list[dict]) -> 
     return path
 
 
+def naming_options(args: argparse.Namespace, run: RunDir) -> None:
+    """Fill --samples-per-combo, --limit, --dtype when not given: from the run's `naming` of the
+    experiment (so the answers of its table are the ones explained), else the usual defaults."""
+    recorded = run.read().get("naming", {}).get(f"exp{args.experiment}", {})
+    defaults = {"samples_per_combo": 500, "limit": None, "dtype": "float32"}
+    for key, default in defaults.items():
+        if getattr(args, key) in (None, NOT_GIVEN):
+            setattr(args, key, recorded.get(key, default))
+
+
 def run_command(args: argparse.Namespace) -> int:
     if not args.units and args.experiment is None:
         raise UsageError("nothing to attribute: give --units LAYER:UNIT,... and/or --experiment N")
     run = RunDir(args.run_dir)
+    naming_options(args, run)
     out = run.path / "attributions"
     with run.lock():
         loaded = load_model(**model_settings(args, run), device=args.device)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import zarr
 
 from interp import published
 from interp.errors import UsageError
@@ -35,6 +36,7 @@ from interp.rundir import RunDir
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL = {"model": "RN50", "pretrained": "openai", "seed": 0}
+PREDICT_ROWS = 65536  # embeddings read per block when predicting (256 MB at 1024 floats)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -85,7 +87,7 @@ class Naming:
     batch_size: int = 64
     dtype: str = "float32"
     workers: int | None = None
-    _images: dict[str, torch.Tensor] = field(default_factory=dict)
+    _images: dict[str, zarr.Array] = field(default_factory=dict)
     _texts: dict[str, torch.Tensor] = field(default_factory=dict)
     _answers: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
@@ -99,18 +101,18 @@ class Naming:
         n = self.size(set_name)
         return {kind: values[:n] for kind, values in self.sets[set_name].labels().items()}
 
-    def image_embeddings(self, set_name: str) -> torch.Tensor:
+    def embeddings(self, set_name: str) -> zarr.Array:
+        """The set's cached image embeddings (rows beyond size() may be unset)."""
         if set_name not in self._images:
-            emb = image_embeddings(self.loaded, self.sets[set_name], self.size(set_name),
-                                   self.cache,
-                                   batch_size=self.batch_size, dtype=self.dtype,
-                                   workers=self.workers)
-            self._images[set_name] = torch.from_numpy(emb)
+            self._images[set_name] = image_embeddings(
+                self.loaded, self.sets[set_name], self.size(set_name), self.cache,
+                batch_size=self.batch_size, dtype=self.dtype, workers=self.workers)
         return self._images[set_name]
 
-    def similarities(self, set_name: str, template: str) -> torch.Tensor:
-        """(N, 11) cosine similarity of each image with each colour prompt."""
-        return self.image_embeddings(set_name) @ self.text(template).T
+    def similarities(self, set_name: str, template: str, index: list[int]) -> torch.Tensor:
+        """(len(index), 11) cosine similarity of these images with each colour prompt."""
+        rows = self.embeddings(set_name).get_orthogonal_selection((np.asarray(index), slice(None)))
+        return torch.from_numpy(rows) @ self.text(template).T
 
     def text(self, template: str) -> torch.Tensor:
         """(11, D) unit-norm prompt embeddings of a template, on the CPU (memoised)."""
@@ -119,10 +121,15 @@ class Naming:
         return self._texts[template]
 
     def predict(self, set_name: str, template: str) -> np.ndarray:
-        """Palette index of the best-matching prompt, per image of the set."""
+        """Palette index of the best-matching prompt, per image used; read in blocks of rows."""
         key = (set_name, template)
         if key not in self._answers:
-            self._answers[key] = self.similarities(set_name, template).argmax(dim=1).numpy()
+            emb, n, text = self.embeddings(set_name), self.size(set_name), self.text(template)
+            answers = np.empty(n, dtype=np.int64)
+            for a in range(0, n, PREDICT_ROWS):
+                block = torch.from_numpy(emb[a:min(a + PREDICT_ROWS, n)])
+                answers[a:a + len(block)] = (block @ text.T).argmax(dim=1).numpy()
+            self._answers[key] = answers
         return self._answers[key]
 
 
@@ -167,6 +174,10 @@ def run_command(args: argparse.Namespace) -> int:
     run = RunDir(args.run_dir)
     with run.lock():
         naming = open_naming(args, run, numbers)
+        # per experiment, what `attribute --experiment` reuses so it explains these very answers
+        settings = {"samples_per_combo": args.samples_per_combo, "limit": args.limit,
+                    "dtype": args.dtype}
+        run.update({"naming": {f"exp{n}": settings for n in numbers}})
         out = run.path / "naming"
         out.mkdir(parents=True, exist_ok=True)
         show = published.applies(naming.loaded.model, naming.loaded.pretrained)

@@ -104,8 +104,9 @@ def encode_batch(loaded: LoadedModel, images: torch.Tensor, dtype: str) -> torch
 
 def image_embeddings(loaded: LoadedModel, stim_set, n: int, cache: EmbeddingCache, *,
                      batch_size: int = 64, dtype: str = "float32",
-                     workers: int | None = None) -> np.ndarray:
-    """(n, D) unit-norm embeddings of the set's first n images, encoding only what is not cached.
+                     workers: int | None = None) -> zarr.Array:
+    """The cached (images, D) unit-norm embeddings of the set, its first n images encoded (only
+    what was not cached yet); read it in blocks, as it can be larger than memory.
 
     The cache spans the whole set (built without --limit) in whole batches, so a larger --limit
     or a new template reuses every batch already encoded.
@@ -128,4 +129,4 @@ def image_embeddings(loaded: LoadedModel, stim_set, n: int, cache: EmbeddingCach
             done[c] = True
             bar.update()
         bar.close()
-    return emb[:n]
+    return emb

@@ -122,7 +122,7 @@ def test_top_images_from_the_store_max_array(tmp_path):
 
 
 def test_attribute_command_writes_unit_and_naming_heatmaps(tmp_path):
-    common = ["--run-dir", str(tmp_path), *TINY, "--samples-per-combo", "1", "--limit", "40",
+    common = ["--run-dir", str(tmp_path), *TINY, "--samples-per-combo", "1", "--limit", "16",
               "--workers", "0", "--batch-size", "8", "--steps", "8", "--experiment", "4"]
     # chosen images, for a unit and for naming decisions
     code = cli.main(["attribute", *common, "--units", "layer2.0:3", "--sets", "stroop",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -111,3 +112,15 @@ def test_refuses_another_model_in_the_same_run(run, capsys):
     code = cli.main(["naming", "--run-dir", str(run), "--model", "RN50", "--pretrained", "none"])
     assert code == 1
     assert "model_settings.model" in capsys.readouterr().err
+
+
+def test_attribute_explains_the_answers_of_the_runs_naming(run, monkeypatch):
+    calls = []
+    real = naming_embed.encode_batch
+    monkeypatch.setattr(naming_embed, "encode_batch", lambda *a: calls.append(1) or real(*a))
+    # no --limit / --samples-per-combo: those of the run's naming of experiment 4 (24, 1)
+    code = cli.main(["attribute", "--run-dir", str(run), "--experiment", "4", "--errors", "1",
+                     "--methods", "grad_cam", "--workers", "0"])
+    assert code == 0 and calls == []
+    entries = json.loads((run / "attributions" / "index.json").read_text())["naming"]
+    assert len(entries) == 1 and entries[0]["predicted"] != entries[0]["correct"]
