@@ -283,17 +283,19 @@ def _extract_set(loop: _Loop, g, d, s, name: str, chunk: int, batch_size: int, w
         ds = StimulusDataset(s, mean=loop.loaded.mean, std=loop.loaded.std, normalize=False)
         loader = DataLoader(ds, batch_sampler=list(batches_of(mine, chunk, batch_size, n)),
                             num_workers=workers, pin_memory=loop.device.type == "cuda")
-        writer = ChunkWriter(lambda c, arrays: store.write_chunk(g, store_root, c, arrays))
+        chunks = store.ChunkStore(g, store_root)
+        writer = ChunkWriter(chunks.write)
         bar = tqdm(total=n, initial=n - left, unit="img", desc=f"extract {name}",
                    disable=not d.is_main, dynamic_ncols=True)
         try:
             loop.run(loader, writer, n, chunk, bar)
+            writer.close()  # raises if a write failed
         except BaseException:
-            writer.abort()
+            writer.abort()  # the chunks already queued are whole: let them land
             raise
         finally:
             bar.close()
-        writer.close()
+            chunks.close()
     distributed.barrier(d)
     seconds = time.perf_counter() - start
     return {"images": left, "seconds": round(seconds, 3),

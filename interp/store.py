@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,6 +145,40 @@ def _chunk_dir(store_root: Path, arr: zarr.Array, chunk: int) -> Path:
     return store_root / arr.path / "c" / str(chunk)
 
 
+class ChunkStore:
+    """Writes whole chunks of one set: arrays opened once, written and fsynced in parallel."""
+
+    def __init__(self, set_group: zarr.Group, store_root: Path, threads: int = 8) -> None:
+        self.root, self.size = Path(store_root), set_group.attrs["chunk_images"]
+        self.arrays = {
+            (block, kind): set_group[block][kind].with_config(WRITE_CONFIG)
+            for block in set_group.attrs["blocks"] for kind in ("max", "argmax", "mean")
+        }
+        self.mark = set_group["complete"].with_config(WRITE_CONFIG)
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="chunk-store")
+
+    def _put(self, arr: zarr.Array, chunk: int, values: np.ndarray) -> None:
+        start = chunk * self.size
+        arr[start:start + len(values)] = values
+        _fsync_tree(_chunk_dir(self.root, arr, chunk))
+
+    def write(self, chunk: int, data: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+              ) -> None:
+        """Write one whole chunk of every block, make it durable, then set its completion mark."""
+        jobs = [
+            self.pool.submit(self._put, self.arrays[block, kind], chunk, values)
+            for block, arrays in data.items()
+            for kind, values in zip(("max", "argmax", "mean"), arrays, strict=True)
+        ]
+        for job in jobs:
+            job.result()  # re-raises a failed write; the mark is then never set
+        self.mark[chunk] = 1
+        _fsync_tree(_chunk_dir(self.root, self.mark, chunk))
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
 def write_chunk(
     set_group: zarr.Group,
     store_root: Path,
@@ -151,14 +186,8 @@ def write_chunk(
     data: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
 ) -> None:
     """Write one whole chunk of every block, make it durable, then set its completion mark."""
-    size = set_group.attrs["chunk_images"]
-    start = chunk * size
-    for block, (mx, am, mean) in data.items():
-        g = set_group[block]
-        for name, values in (("max", mx), ("argmax", am), ("mean", mean)):
-            arr = g[name].with_config(WRITE_CONFIG)
-            arr[start:start + len(values)] = values
-            _fsync_tree(_chunk_dir(store_root, arr, chunk))
-    mark = set_group["complete"].with_config(WRITE_CONFIG)
-    mark[chunk] = 1
-    _fsync_tree(_chunk_dir(store_root, mark, chunk).parent / str(chunk))
+    chunks = ChunkStore(set_group, store_root)
+    try:
+        chunks.write(chunk, data)
+    finally:
+        chunks.close()

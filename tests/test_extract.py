@@ -61,15 +61,29 @@ def assert_identical(a: dict, b: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, np.ndarray]:
+def reference_run(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("reference")
     run_in_process(run)
-    return arrays(run)
+    return run
 
 
-def test_reference_is_complete_and_nonzero(reference):
+@pytest.fixture(scope="module")
+def reference(reference_run) -> dict[str, np.ndarray]:
+    return arrays(reference_run)
+
+
+def test_reference_is_complete_and_readable_by_xarray(reference_run, reference):
+    import xarray as xr
+
     assert reference["complete"].tolist() == [1] * (N // CHUNK)
     assert (reference["layer1.0/max"] > 0).mean() > 0.5
+    ds = xr.open_zarr(reference_run / "activations.zarr", group="shapes/layer3.0",
+                      consolidated=False)
+    assert ds["argmax"].dims == ("images", "units", "yx") and ds.attrs["map_shape"] == [4, 4]
+    np.testing.assert_array_equal(ds["max"].values, reference["layer3.0/max"])
+    labels = xr.open_zarr(reference_run / "activations.zarr", group="shapes/labels",
+                          consolidated=False)
+    assert labels["obj_color"].dims == ("images",) and labels.sizes["images"] == N
 
 
 def test_resume_after_kill_9_is_bit_identical(tmp_path, reference):
@@ -93,19 +107,20 @@ def test_resume_after_kill_9_is_bit_identical(tmp_path, reference):
 
 
 def test_failed_write_stops_with_clear_error_and_resumes(tmp_path, reference, monkeypatch):
-    real_write, calls = store.write_chunk, []
+    real_put, calls = store.ChunkStore._put, []
 
-    def failing(group, root, chunk, data):
+    def failing(self, arr, chunk, values):
         calls.append(chunk)
-        if len(calls) == 3:
+        if chunk == 2 and arr.path.endswith("layer3.0/mean"):
             raise OSError(28, "No space left on device")
-        real_write(group, root, chunk, data)
+        real_put(self, arr, chunk, values)
 
-    monkeypatch.setattr(store, "write_chunk", failing)
+    monkeypatch.setattr(store.ChunkStore, "_put", failing)
     with pytest.raises(ChromaError, match="No space left.*rerun the same command to resume"):
         run_in_process(tmp_path)
     assert not (tmp_path / ".lock").exists()
-    monkeypatch.setattr(store, "write_chunk", real_write)
+    assert 2 in calls
+    monkeypatch.setattr(store.ChunkStore, "_put", real_put)
     assert store.completed_chunks(store.open_store(tmp_path)["shapes"]).sum() == 2
     run_in_process(tmp_path)
     assert_identical(arrays(tmp_path), reference)
