@@ -86,3 +86,21 @@ def test_cli_refuses_other_settings_and_missing_sets(run, tmp_path, capsys):
     assert cli_main(["analyze", "--run-dir", str(copy), "--top-n", "7"]) == 1
     assert "analyze" in capsys.readouterr().err
     assert cli_main(["analyze", "--run-dir", str(copy), "--sets", "shapes,stroop"]) == 2
+
+
+def test_opponent_gray_variant_removes_chroma_only(run):
+    from interp.analysis.csi import csi, opponent_gray_activations
+    from interp.analysis.rf import Field
+    from interp.analysis.runio import load_set
+    from interp.models import load_model
+    from interp.rundir import RunDir
+
+    loaded = load_model(**RunDir(run).model_settings())
+    g = open_analysis(run)["natural/units"]
+    field = Field.from_attrs(g.attrs["field"])
+    index, loc, value = g["topn_index"][:], g["topn_loc"][:], g["topn_value"][:]
+    a_gray = opponent_gray_activations(loaded, load_set(run, "natural").render, "units", index,
+                                       loc, field)
+    values = csi(value, a_gray)
+    assert values[planted.unit("red")] > 0.95 and values[planted.unit("blue")] > 0.95
+    assert np.isnan(values[planted.unit("dead")])

@@ -79,11 +79,13 @@ def neuron_features(render: Callable[[int], np.ndarray], topn_index: np.ndarray,
         loc_keys, loc_of = np.unique(locs[group], axis=0, return_inverse=True)
         sums = [_cell_sums(*padded_crop(image, field.box(int(y), int(x))), f)
                 for y, x in loc_keys]
-        cell_values = np.stack([s[0] for s in sums])[loc_of.ravel()]
-        cell_counts = np.stack([s[1] for s in sums])[loc_of.ravel()]
         gw = w[group]
-        acc[units[group]] += gw[:, None, None, None] * cell_values
-        weight[units[group]] += gw[:, None, None] * cell_counts
+        cell_values = np.stack([s[0] for s in sums])[loc_of.ravel()]
+        cell_values *= gw[:, None, None, None]
+        cell_counts = np.stack([s[1] for s in sums])[loc_of.ravel()]
+        cell_counts *= gw[:, None, None]
+        acc[units[group]] += cell_values
+        weight[units[group]] += cell_counts
     with np.errstate(invalid="ignore", divide="ignore"):
         nf = acc / weight[..., None]
     return np.where(weight[..., None] > 0, nf, np.nan).astype(np.float32)
