@@ -163,11 +163,13 @@ class _Context:
         groups = {b: self.out[f"natural/{b}"] for b in todo}
         pairs = {b: (g["topn_index"][:], g["topn_loc"][:]) for b, g in groups.items()}
         render = self.stim("natural").render
+        dtype = self.run.read().get("extract", {}).get("dtype", "float32")
         if self.settings.csi_gray == "opponent":
             a_gray = {b: opponent_gray_activations(self.loaded, render, b, *pairs[b],
-                                                   self.field(b), self.batch_size) for b in todo}
+                                                   self.field(b), self.batch_size, dtype)
+                      for b in todo}
         else:
-            a_gray = gray_activations(self.loaded, render, pairs, self.batch_size)
+            a_gray = gray_activations(self.loaded, render, pairs, self.batch_size, dtype=dtype)
         for b, g in groups.items():
             values = csi(g["topn_value"][:], a_gray[b])
             steps.write(g, "a_gray", a_gray[b], ("units", "rank"))

@@ -85,20 +85,22 @@ class _Gatherer:
 
 def gray_activations(loaded, render: Callable[[int], np.ndarray],
                      pairs: dict[str, tuple[np.ndarray, np.ndarray]], batch_size: int = 32,
-                     gray: Callable[[np.ndarray], np.ndarray] = luminance_gray
-                     ) -> dict[str, np.ndarray]:
+                     gray: Callable[[np.ndarray], np.ndarray] = luminance_gray,
+                     dtype: str = "float32") -> dict[str, np.ndarray]:
     """a_gray (units, N) per block, for top-N images (units, N) and their argmax (units, N, 2).
 
     `pairs[block] = (topn_index, topn_loc)`; `loaded` is a LoadedModel (visual, blocks, mean,
-    std, device). Each distinct image across all blocks is rendered and run exactly once.
+    std, device). Each distinct image across all blocks is rendered and run exactly once, in
+    the extraction's `dtype` so that a and a_gray come from the same arithmetic.
     """
-    from interp.extract import to_input
+    from interp.extract import autocast, to_input
 
     out = {b: np.zeros(idx.shape, dtype=np.float32) for b, (idx, _) in pairs.items()}
     images = np.unique(np.concatenate([idx.ravel() for idx, _ in pairs.values()]))
     by_image = {b: np.argsort(idx.ravel(), kind="stable") for b, (idx, _) in pairs.items()}
     device = loaded.device
-    with _Gatherer({b: loaded.blocks[b] for b in pairs}) as g, torch.inference_mode():
+    with _Gatherer({b: loaded.blocks[b] for b in pairs}) as g, torch.inference_mode(), \
+            autocast(device, dtype):
         for start in tqdm(range(0, len(images), batch_size), desc="CSI gray re-run",
                           unit="batch", disable=None):
             batch = images[start:start + batch_size]
@@ -123,10 +125,10 @@ def gray_activations(loaded, render: Callable[[int], np.ndarray],
 
 def opponent_gray_activations(loaded, render: Callable[[int], np.ndarray], block: str,
                               topn_index: np.ndarray, topn_loc: np.ndarray, field: Field,
-                              batch_size: int = 32) -> np.ndarray:
+                              batch_size: int = 32, dtype: str = "float32") -> np.ndarray:
     """a_gray (units, N) of one block with only each receptive field grayed by opponent PCA:
     one forward per distinct (image, location), shared by the units that need it."""
-    from interp.extract import to_input
+    from interp.extract import autocast, to_input
 
     n = topn_index.shape[1]
     keys = np.stack([topn_index.ravel(), topn_loc[..., 0].ravel().astype(np.int64),
@@ -136,7 +138,8 @@ def opponent_gray_activations(loaded, render: Callable[[int], np.ndarray], block
     out = np.zeros(topn_index.size, dtype=np.float32)
     units = np.arange(topn_index.size) // n
     device = loaded.device
-    with _Gatherer({block: loaded.blocks[block]}) as g, torch.inference_mode():
+    with _Gatherer({block: loaded.blocks[block]}) as g, torch.inference_mode(), \
+            autocast(device, dtype):
         for start in tqdm(range(0, len(distinct), batch_size), desc=f"CSI opponent {block}",
                           unit="batch", disable=None):
             rows = distinct[start:start + batch_size]
