@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import zarr
+from tqdm import tqdm
 
 from interp.analysis import hue as hue_mod
 from interp.analysis.features import cell_factor, neuron_features
@@ -57,8 +58,11 @@ def topn_step(store_block: zarr.Group, out: zarr.Group, n: int) -> None:
     """Top-N images per unit (streamed), their argmax locations and the max per unit."""
     mx = store_block["max"]
     top = TopN(mx.shape[1], n)
-    for start, rows in slabs(mx):
-        top.update(rows, start)
+    with tqdm(total=mx.shape[0], desc=f"top-{n} {store_block.path}", unit="img", leave=False,
+              disable=None) as bar:
+        for start, rows in slabs(mx):
+            top.update(rows, start)
+            bar.update(len(rows))
     loc = gather_locations(store_block["argmax"], top.index)
     write(out, "topn_index", top.index, ("units", "rank"))
     write(out, "topn_value", top.value, ("units", "rank"))
