@@ -1,7 +1,9 @@
 """The `chromadissect` console script: one parser, one subcommand per module.
 
-Each module in COMMAND_MODULES defines `register(subparsers)`, which adds its subparser and sets
-`func` (called with the parsed namespace, returning an exit code or None).
+Each module in COMMANDS defines `register(subparsers)`, which adds its subparser and sets
+`func` (called with the parsed namespace, returning an exit code or None). Only the module of the
+chosen subcommand is imported, so a quick command (or a quick error) does not pay for the imports
+of all the others.
 """
 
 from __future__ import annotations
@@ -13,16 +15,17 @@ import sys
 
 from interp.errors import ChromaError, UsageError
 
-COMMAND_MODULES = [
-    "stimuli.cli",
-    "interp.analysis.analyze",
-    "interp.extract",
-    "interp.naming",
-    "interp.attribute",
-    "interp.atlas_cmd",
-    "interp.neuron",
-    "interp.run",
-]
+#: subcommand -> module that registers it, in the order `--help` lists them.
+COMMANDS = {
+    "run": "interp.run",
+    "stimuli": "stimuli.cli",
+    "extract": "interp.extract",
+    "analyze": "interp.analysis.analyze",
+    "naming": "interp.naming",
+    "attribute": "interp.attribute",
+    "atlas": "interp.atlas_cmd",
+    "neuron": "interp.neuron",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,7 +35,13 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen_modules(argv: list[str]) -> list[str]:
+    """The module of the subcommand named in argv, or all of them (for --help and bad usage)."""
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    return [COMMANDS[chosen]] if chosen in COMMANDS else list(COMMANDS.values())
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="chromadissect",
         description="Dissect how CLIP's ResNet visual encoder represents colour, neuron by neuron.",
@@ -40,14 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name in COMMAND_MODULES:
+    modules = list(COMMANDS.values()) if argv is None else _chosen_modules(argv)
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        argv = sys.argv[1:] if argv is None else argv
+        args = build_parser(argv).parse_args(argv)
         logging.basicConfig(
             level=logging.DEBUG if args.verbose else logging.INFO,
             format="%(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s",
