@@ -54,13 +54,13 @@ def test_every_unit_has_a_page_and_every_block_a_page_and_sprites(run):
         assert (out / "blocks" / f"{block}.html").exists()
         assert len(list((out / "units" / block).glob("*.html"))) == n
         for set_name in atlas.SPRITE_SETS:
-            sheet = Image.open(out / "sprites" / f"{block}.{set_name}.png")
+            sheet = Image.open(out / "sprites" / f"{block}.{set_name}.jpg")
             columns = min(n, 64)
             assert sheet.size == (columns * THUMB, -(-n // columns) * THUMB)
 
 
 def test_sprite_tile_of_unit_0_is_its_red_neuron_feature(run):
-    sheet = np.asarray(Image.open(run / "atlas" / "sprites" / "layer2.0.natural.png"))
+    sheet = np.asarray(Image.open(run / "atlas" / "sprites" / "layer2.0.natural.jpg"))
     centre = sheet[THUMB // 2, THUMB // 2].astype(int)  # unit 0: a red blob on grey
     assert centre[0] > 200 and centre[1] < 120 and centre[2] < 120
     # unit 65 sits in row 1, column 1 of a 64-column sheet

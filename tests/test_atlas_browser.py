@@ -83,7 +83,7 @@ def test_index_block_unit_filter_and_jump(run, page):
     tiles.first.click()
     page.wait_for_url(f"**/units/layer2.0/{best['unit']}.html")
     assert page.text_content("h1") == f"layer2.0:{best['unit']}"
-    assert "sprites/layer2.0.natural.png" in page.locator(".nf-big").first.evaluate(
+    assert "sprites/layer2.0.natural.jpg" in page.locator(".nf-big").first.evaluate(
         "e => getComputedStyle(e).backgroundImage")
     shot(page, "4-unit")
 

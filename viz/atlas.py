@@ -17,7 +17,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from viz import card, figures, rundata
-from viz.pages import Site, file_stem
+from viz.pages import Site, file_stem, sprite_path
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def build_atlas(run: Path, *, cards_per_type: int = 1, thumb: int = 40) -> Path:
         for set_name in SPRITE_SETS:
             thumbs = block_thumbnails(group, set_name, block, n, thumb)
             sheet = sprite_sheet(thumbs, site.columns(n))
-            Image.fromarray(sheet).save(out / "sprites" / f"{file_stem(block)}.{set_name}.png")
+            Image.fromarray(sheet).save(out / sprite_path(block, set_name), quality=90)
         site.write(f"blocks/{file_stem(block)}.html", site.block_page(block, by_block[block]))
         for record in by_block[block]:
             site.write(f"units/{file_stem(block)}/{record['unit']}.html",

@@ -24,6 +24,11 @@ UNIT_ROWS = ("type", "color_term", "csi", "hue_deg", "nf_color_term", "best_word
              "f_color", "p_color", "max_natural", "max_stroop", "max_words", "max_shapes")
 
 
+def sprite_path(block: str, set_name: str) -> str:
+    """A block's NF sprite sheet, relative to the atlas root (JPEG: NFs are photo-like)."""
+    return f"sprites/{file_stem(block)}.{set_name}.jpg"
+
+
 def file_stem(block: str) -> str:
     """A block name safe as a file name (dotted names like layer3.2 stay as they are)."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", block)
@@ -76,7 +81,7 @@ class Site:
         cols = self.columns(self.sizes[block])
         n_rows = math.ceil(self.sizes[block] / cols)
         x, y = (unit % cols) * self.thumb * scale, (unit // cols) * self.thumb * scale
-        return (f"background-image:url('{root}sprites/{file_stem(block)}.{set_name}.png');"
+        return (f"background-image:url('{root}{sprite_path(block, set_name)}');"
                 f"background-position:-{x}px -{y}px;"
                 f"background-size:{cols * self.thumb * scale}px {n_rows * self.thumb * scale}px")
 
@@ -143,7 +148,8 @@ class Site:
                             for k, v in SORT_FIELDS.items())
         rows = [[json_value(u.get(f, math.nan)) for f in BLOCK_FIELDS] for u in units]
         data = {"page": "block", "block": block, "fields": BLOCK_FIELDS, "units": rows,
-                "cols": self.columns(len(units)), "thumb": self.thumb}
+                "cols": self.columns(len(units)), "thumb": self.thumb,
+                "sprites": {s: sprite_path(block, s) for s in ("natural", "stroop")}}
         body = f"""<h1>{escape(block)}: {len(units)} units</h1>
 <div class="controls">
 <label>type <select id="type">

@@ -46,8 +46,7 @@
     document.head.appendChild(sheet);
 
     function render() {
-      sheet.textContent = "#grid .tile{background-image:url('" + A.root + "sprites/" +
-        A.blocks[A.block][1] + "." + setSel.value + ".png')}";
+      sheet.textContent = "#grid .tile{background-image:url('" + A.root + A.sprites[setSel.value] + "')}";
       let rows = A.units.filter(function (r) { return typeSel.value === "all" || r[iType] === typeSel.value; });
       if (sortSel.value !== "unit") {
         const key = keyOf(sortSel.value);
