@@ -294,6 +294,10 @@ def naming_options(args: argparse.Namespace, run: RunDir) -> None:
     """Fill --samples-per-combo, --limit, --dtype when not given: from the run's `naming` of the
     experiment (so the answers of its table are the ones explained), else the usual defaults."""
     recorded = run.read().get("naming", {}).get(f"exp{args.experiment}", {})
+    if args.experiment is not None and not recorded and args.limit is NOT_GIVEN:
+        raise UsageError(f"experiment {args.experiment} has not been run in {run.path}: run "
+                         f"`chromadissect naming --experiments {args.experiment}` first, or give "
+                         "--limit (and --samples-per-combo) for the images to encode here")
     defaults = {"samples_per_combo": 500, "limit": None, "dtype": "float32"}
     for key, default in defaults.items():
         if getattr(args, key) in (None, NOT_GIVEN):

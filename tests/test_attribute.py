@@ -161,3 +161,6 @@ def test_attribute_usage_errors(tmp_path, capsys):
     assert "unknown block" in capsys.readouterr().err
     assert cli.main([*base, "--units", "layer2.0:3", "--sets", "stroop"]) == 1
     assert "--images" in capsys.readouterr().err
+    # no naming run recorded and no --limit: refused rather than encoding a whole set
+    assert cli.main([*base, "--experiment", "4"]) == 2
+    assert "chromadissect naming --experiments 4" in capsys.readouterr().err
