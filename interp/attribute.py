@@ -109,6 +109,11 @@ def parse_images(items: list[str] | None, n: int) -> list[int] | None:
 
 
 def methods_for(args: argparse.Namespace, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """The --methods that apply here (units or naming); unknown names are refused."""
+    unknown = set(args.methods or ()) - set(UNIT_METHODS) - set(NAMING_METHODS)
+    if unknown:
+        raise UsageError(f"--methods: unknown {', '.join(sorted(unknown))}; choose among "
+                         f"{', '.join(sorted({*UNIT_METHODS, *NAMING_METHODS}))}")
     chosen = tuple(m for m in (args.methods or allowed) if m in allowed)
     if not chosen:
         raise UsageError(f"--methods {','.join(args.methods)}: choose among {','.join(allowed)}")
@@ -307,6 +312,7 @@ def naming_options(args: argparse.Namespace, run: RunDir) -> None:
 def run_command(args: argparse.Namespace) -> int:
     if not args.units and args.experiment is None:
         raise UsageError("nothing to attribute: give --units LAYER:UNIT,... and/or --experiment N")
+    methods_for(args, (*UNIT_METHODS, *NAMING_METHODS))  # bad names fail before any loading
     run = RunDir(args.run_dir)
     naming_options(args, run)
     out = run.path / "attributions"

@@ -49,7 +49,7 @@ def test_integrated_gradients_complete_for_a_unit(tiny, images):
     unit = live_unit(model, images)
     baseline = torch.zeros_like(images)
     maps, where = unit_attributions(model, images, unit, baseline, ("integrated_gradients",),
-                                    steps=32)
+                                    steps=16)
     with torch.no_grad():
         out, base = model(images), model(baseline)
     expect = torch.stack([out[i, unit, y, x] - base[i, unit, y, x]
@@ -66,7 +66,7 @@ def test_integrated_gradients_complete_for_a_naming_decision(tiny, images):
     gap = SimilarityGap(visual, text)
     pred, correct = np.array([3, 4, 5]), np.array([0, 1, 2])
     baseline = torch.zeros_like(images)
-    maps = naming_attributions(gap, visual.layer4, images, pred, correct, baseline, steps=32)
+    maps = naming_attributions(gap, visual.layer4, images, pred, correct, baseline, steps=16)
     with torch.no_grad():
         d, d0 = gap(images), gap(baseline)
     expect = d[range(3), pred, correct] - d0[range(3), pred, correct]
@@ -161,6 +161,8 @@ def test_attribute_usage_errors(tmp_path, capsys):
     assert "unknown block" in capsys.readouterr().err
     assert cli.main([*base, "--units", "layer2.0:3", "--sets", "stroop"]) == 1
     assert "--images" in capsys.readouterr().err
+    assert cli.main([*base, "--experiment", "4", "--methods", "ig"]) == 2
+    assert "unknown ig" in capsys.readouterr().err
     # no naming run recorded and no --limit: refused rather than encoding a whole set
     assert cli.main([*base, "--experiment", "4"]) == 2
     assert "chromadissect naming --experiments 4" in capsys.readouterr().err
