@@ -18,12 +18,7 @@ import zarr
 from interp import published
 from interp.errors import UsageError
 from interp.models import LoadedModel, load_model
-from interp.naming_embed import (
-    EmbeddingCache,
-    image_embeddings,
-    require_text_tower,
-    text_embeddings,
-)
+from interp.naming_embed import EmbeddingCache, image_embeddings, require_text_tower
 from interp.naming_report import (
     confusion_figure,
     experiment_markdown,
@@ -117,7 +112,7 @@ class Naming:
     def text(self, template: str) -> torch.Tensor:
         """(11, D) unit-norm prompt embeddings of a template, on the CPU (memoised)."""
         if template not in self._texts:
-            self._texts[template] = text_embeddings(self.loaded, template, self.dtype).cpu()
+            self._texts[template] = self.cache.prompts(self.loaded, template, self.dtype)
         return self._texts[template]
 
     def predict(self, set_name: str, template: str) -> np.ndarray:

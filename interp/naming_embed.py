@@ -80,6 +80,17 @@ class EmbeddingCache:
         return group["embedding"], group["done"]
 
 
+    def prompts(self, loaded: LoadedModel, template: str, dtype: str) -> torch.Tensor:
+        """(11, D) prompt embeddings of a template, from `text/{key}` or encoded and stored."""
+        key = cache_key({"template": template}, {**loaded.describe(), "dtype": dtype})
+        path = f"text/{key}"
+        if path not in self.root:
+            emb = text_embeddings(loaded, template, dtype).cpu().numpy()
+            self.root.create_array(path, data=emb, dimension_names=("prompt", "feature"),
+                                   attributes={"template": template})
+        return torch.from_numpy(self.root[path][:])
+
+
 def _loader(stim_set, loaded: LoadedModel, batch_size: int, workers: int | None, todo: list[int]):
     from stimuli.dataset import StimulusDataset
 

@@ -74,11 +74,13 @@ def test_predictions_are_the_argmax_of_cosine_similarity(run):
 
 
 def test_new_experiment_reuses_cached_embeddings(run, monkeypatch):
-    calls = []
-    real = naming_embed.encode_batch
+    calls, texts = [], []
+    real, real_text = naming_embed.encode_batch, naming_embed.text_embeddings
     monkeypatch.setattr(naming_embed, "encode_batch", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(naming_embed, "text_embeddings",
+                        lambda *a: texts.append(1) or real_text(*a))
     assert naming_cli(run, "--experiments", "2,4") == 0
-    assert calls == []
+    assert calls == [] and texts == []  # images and prompts both cached in the run
     assert naming_cli(run, "--experiments", "1", "--limit", "40") == 0  # 24 cached, 16 new
     assert len(calls) == 1
 
