@@ -79,7 +79,6 @@ class EmbeddingCache:
         group = self.root[path]
         return group["embedding"], group["done"]
 
-
     def prompts(self, loaded: LoadedModel, template: str, dtype: str) -> torch.Tensor:
         """(11, D) prompt embeddings of a template, from `text/{key}` or encoded and stored."""
         key = cache_key({"template": template}, {**loaded.describe(), "dtype": dtype})
