@@ -11,7 +11,6 @@ import copy
 
 import numpy as np
 import torch
-from captum.attr import GuidedBackprop, IntegratedGradients, LayerAttribution, LayerGradCam
 from PIL import Image
 from torch import nn
 
@@ -84,6 +83,8 @@ def unit_attributions(block_model: BlockOutput, images: torch.Tensor, unit: int,
                       baseline: torch.Tensor, methods=UNIT_METHODS, steps: int = 32,
                       batch: int = 64) -> tuple[dict[str, torch.Tensor], np.ndarray]:
     """Attributions (N, 3, H, W) of the unit's response at its argmax on each image, per method."""
+    from captum.attr import GuidedBackprop, IntegratedGradients  # slow import: only when used
+
     where = argmax_locations(block_model, images, unit)
     target = [(unit, int(y), int(x)) for y, x in where]
     out = {}
@@ -102,6 +103,8 @@ def naming_attributions(gap: SimilarityGap, last_block: nn.Module, images: torch
                         batch: int = 64) -> dict[str, torch.Tensor]:
     """Per image, the pixels pushing s(predicted prompt) - s(correct prompt) up, per method.
     integrated_gradients: (N, 3, H, W); grad_cam: (N, 1, H, W), upsampled from the last block."""
+    from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
+
     target = [(int(p), int(c)) for p, c in zip(predicted, correct, strict=True)]
     out = {}
     if "integrated_gradients" in methods:
