@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from interp.errors import ChromaError
 from interp.options import add_run_dir, positive_int
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ def main(args: argparse.Namespace) -> int:
     from interp.rundir import RunDir
     from viz.atlas import build_atlas
 
+    if not (args.run_dir / "neurons.csv").exists():  # checked before the lock creates the dir
+        raise ChromaError(f"{args.run_dir / 'neurons.csv'} not found; run `chromadissect analyze "
+                          f"--run-dir {args.run_dir}` first (or `chromadissect run`)")
     with RunDir(args.run_dir).lock():
         index = build_atlas(args.run_dir, cards_per_type=args.cards_per_type, thumb=args.thumb)
     print(index.resolve().as_uri())

@@ -144,3 +144,10 @@ def test_neuron_command_adds_its_card_to_the_unit_page(run, tmp_path, capsys):
     capsys.readouterr()
     assert 'class="card"' in page.read_text()
     assert (run / "atlas" / "cards" / "layer2.0" / "7.png").exists()
+
+
+def test_atlas_of_a_missing_run_is_one_line_error_and_creates_nothing(tmp_path, capsys):
+    missing = tmp_path / "no-run"
+    assert main(["atlas", "--run-dir", str(missing)]) == 1
+    assert "neurons.csv not found; run `chromadissect analyze" in capsys.readouterr().err
+    assert not missing.exists()
