@@ -77,7 +77,7 @@ class Images(torch.utils.data.Dataset):
         return (normalize_hwc(image, self.mean, self.std) if self.normalize else image), int(i)
 
 
-def to_input(images: torch.Tensor, loaded, device: torch.device) -> torch.Tensor:
+def batch_to_input(images: torch.Tensor, loaded, device: torch.device) -> torch.Tensor:
     """(N, H, W, 3) uint8 or normalised float -> normalised (N, 3, H, W) on the device.
 
     NHWC memory seen as NCHW is channels-last already: no copy where that format is in use.
@@ -86,7 +86,14 @@ def to_input(images: torch.Tensor, loaded, device: torch.device) -> torch.Tensor
     if x.dtype == torch.uint8:
         x = normalize_hwc(x, loaded.mean, loaded.std)
     x = x.permute(0, 3, 1, 2)
-    return x if uses_channels_last(device) else x.contiguous()
+    fmt = torch.channels_last if uses_channels_last(device) else torch.contiguous_format
+    return x.contiguous(memory_format=fmt)
+
+
+def to_input(images_uint8: torch.Tensor, loaded, device: torch.device) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> normalised float on the device, in the extraction's memory format
+    (the same values, bit for bit, as the extraction computes for these images)."""
+    return batch_to_input(images_uint8.permute(0, 2, 3, 1), loaded, device)
 
 
 @functools.lru_cache(maxsize=8)
@@ -135,7 +142,7 @@ def probe_blocks(loaded, device: torch.device) -> dict[str, store.BlockInfo]:
     """Units and map shape of every hooked block, from one blank image."""
     blank = torch.zeros(1, loaded.image_size, loaded.image_size, 3, dtype=torch.uint8)
     with reduction_hooks(loaded.blocks) as rec, torch.inference_mode():
-        loaded.visual(to_input(blank, loaded, device))
+        loaded.visual(batch_to_input(blank, loaded, device))
         return {b: store.BlockInfo(rec.reductions[b].max.shape[1], rec.reductions[b].map_shape)
                 for b in loaded.blocks}
 
@@ -158,7 +165,7 @@ def reduce_batch(loaded, images_uint8, dtype: str = "float32") -> BlockArrays:
     Uses the extraction's memory format, so an image in the store gives the stored numbers.
     """
     device = loaded.device
-    x = to_input(_as_batch(images_uint8), loaded, device)
+    x = batch_to_input(_as_batch(images_uint8), loaded, device)
     infos = {}
     with reduction_hooks(loaded.blocks) as rec, torch.inference_mode(), autocast(device, dtype):
         prepare(loaded.visual, device)(x)
@@ -179,7 +186,7 @@ def unit_maps(loaded, images_uint8, units: Sequence[str], dtype: str = "float32"
                              f"{', '.join(loaded.blocks)}")
         keep.setdefault(block, []).append(int(unit))
     device = loaded.device
-    x = to_input(_as_batch(images_uint8), loaded, device)
+    x = batch_to_input(_as_batch(images_uint8), loaded, device)
     with reduction_hooks(loaded.blocks, keep) as rec, torch.inference_mode(), \
             autocast(device, dtype):
         prepare(loaded.visual, device)(x)
@@ -280,7 +287,7 @@ class _Loop:
     def forward(self, images: torch.Tensor):
         """Forward one batch; returns its reductions on the way to the host (copy in flight)."""
         with torch.inference_mode(), autocast(self.device, self.dtype):
-            self.fn(to_input(images, self.loaded, self.device))
+            self.fn(batch_to_input(images, self.loaded, self.device))
             host = gather(self.recorder, self.blocks)
         event = None
         if self.device.type == "cuda":

@@ -100,3 +100,24 @@ def test_reduce_batch_and_unit_maps_match_full_maps(tiny_loaded):
     got = unit_maps(tiny_loaded, images, [f"{block}:3"])
     np.testing.assert_array_equal(got[f"{block}:3"], maps[block][:, 3])
     tiny_loaded.visual.to(memory_format=torch.contiguous_format)
+
+
+def test_inputs_match_bitwise_whatever_the_path(tiny_loaded):
+    """Worker-normalised images (one at a time), whole uint8 batches (NHWC or NCHW) and
+    stimuli's normalize all give the same model input, so re-runs reproduce stored numbers."""
+    from interp.extract import Images, batch_to_input, to_input
+    from stimuli import get_set
+    from stimuli.dataset import normalize
+
+    s = get_set("shapes", samples_per_combo=1, image_size=64, limit=4)
+    cpu = torch.device("cpu")
+    hwc = torch.from_numpy(np.stack([s.render(i) for i in range(4)]))
+    worker = torch.stack([Images(s, tiny_loaded.mean, tiny_loaded.std, True)[i][0]
+                          for i in range(4)])
+    a = batch_to_input(worker, tiny_loaded, cpu)
+    b = batch_to_input(hwc, tiny_loaded, cpu)
+    c = to_input(hwc.permute(0, 3, 1, 2).contiguous(), tiny_loaded, cpu)
+    d = normalize(hwc.permute(0, 3, 1, 2), tiny_loaded.mean, tiny_loaded.std)
+    assert a.is_contiguous(memory_format=torch.channels_last)
+    for other in (b, c, d):
+        assert torch.equal(a, other)
