@@ -57,9 +57,15 @@ def autocast(device: torch.device, dtype: str):
 def normalize_hwc(images: torch.Tensor, mean, std) -> torch.Tensor:
     """uint8 (..., H, W, 3) -> (x / 255 - mean) / std float32; elementwise, so one image at a
     time in a worker gives the same bits as a whole batch (the same ops as stimuli's normalize)."""
-    mean_t = torch.as_tensor(np.asarray(mean, dtype=np.float32), device=images.device)
-    std_t = torch.as_tensor(np.asarray(std, dtype=np.float32), device=images.device)
+    mean_t, std_t = _mean_std(tuple(mean), tuple(std), images.device)
     return images.to(torch.float32).div_(255.0).sub_(mean_t).div_(std_t)
+
+
+@functools.lru_cache(maxsize=8)
+def _mean_std(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Made once per device: a fresh copy to a GPU would wait for the work queued before it."""
+    return tuple(torch.as_tensor(np.asarray(v, dtype=np.float32), device=device)
+                 for v in (mean, std))
 
 
 class Images(torch.utils.data.Dataset):
