@@ -17,7 +17,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from viz import card, figures, rundata
-from viz.pages import Site, file_stem, sprite_path
+from viz.pages import Site, card_relpath, file_stem, sprite_path
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +32,15 @@ CARD_SCORE = {"color_chromatic": "f_color", "color_achromatic": "f_color", "colo
 
 def card_path(run: Path, block: str, unit: int) -> Path:
     """Where the card PNG of a unit lives (the atlas and `chromadissect neuron` agree on it)."""
-    return Path(run) / "atlas" / "cards" / file_stem(block) / f"{unit}.png"
+    return Path(run) / "atlas" / card_relpath(block, unit)
 
 
 def select_card_units(units: list[dict], per_type: int) -> list[dict]:
     """The `per_type` best units of each scored type in each block (the ones that get cards)."""
     chosen = []
-    for block in rundata.block_sizes(units):
+    for block_units in rundata.by_block(units).values():
         for kind, score in CARD_SCORE.items():
-            of_kind = [u for u in units if u["block"] == block and u["type"] == kind]
+            of_kind = [u for u in block_units if u["type"] == kind]
             of_kind.sort(key=lambda u, s=score: -_finite(u.get(s)))
             chosen += of_kind[:per_type]
     return chosen
@@ -94,7 +94,7 @@ def build_atlas(run: Path, *, cards_per_type: int = 1, thumb: int = 40) -> Path:
     render_cards(run, select_card_units(units, cards_per_type))
     cards = {u["unit_id"] for u in units if card_path(run, u["block"], u["unit"]).exists()}
     group = rundata.open_analysis(run)
-    by_block = {b: [u for u in units if u["block"] == b] for b in sizes}
+    by_block = rundata.by_block(units)
     for block, n in tqdm(sizes.items(), desc="atlas blocks", unit="block"):
         for set_name in SPRITE_SETS:
             thumbs = block_thumbnails(group, set_name, block, n, thumb)
@@ -125,7 +125,7 @@ def refresh_unit_page(run: Path, record: dict, units: list[dict]) -> None:
     if not settings:
         return
     site = Site(run, rundata.block_sizes(units), settings["thumb"])
-    block_units = [u for u in units if u["block"] == record["block"]]
+    block_units = rundata.by_block(units)[record["block"]]
     has_card = card_path(run, record["block"], record["unit"]).exists()
     site.write(f"units/{file_stem(record['block'])}/{record['unit']}.html",
                site.unit_page(record, block_units, {record["unit_id"]} if has_card else set()))

@@ -160,8 +160,8 @@ def write_figures(run: Path, units: list[dict] | None = None) -> list[Path]:
     run = Path(run)
     units = units if units is not None else rundata.load_units(run)
     out = run / "figures"
-    blocks = list(rundata.block_sizes(units))
-    by_block = {b: [u for u in units if u["block"] == b] for b in blocks}
+    by_block = rundata.by_block(units)
+    blocks = list(by_block)
     csi = np.stack([csi_fractions(np.array([u["csi"] for u in by_block[b]])) for b in blocks])
     types = np.stack([type_fractions([u["type"] for u in by_block[b]]) for b in blocks])
     written = [save(csi_figure(blocks, csi), out, "csi_by_block")[0],

@@ -29,6 +29,11 @@ def sprite_path(block: str, set_name: str) -> str:
     return f"sprites/{file_stem(block)}.{set_name}.jpg"
 
 
+def card_relpath(block: str, unit: int) -> str:
+    """A unit's card PNG, relative to the atlas root."""
+    return f"cards/{file_stem(block)}/{unit}.png"
+
+
 def file_stem(block: str) -> str:
     """A block name safe as a file name (dotted names like layer3.2 stay as they are)."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", block)
@@ -174,7 +179,7 @@ figure). Hover for numbers, click for the unit page.</p>
         if unit + 1 < len(block_units):
             links.append(f'<a id="next" href="{unit + 1}.html">{unit + 1} →</a>')
         if record["unit_id"] in cards:
-            visual = f'<img class="card" src="{root}cards/{stem}/{unit}.png" alt="unit card">'
+            visual = f'<img class="card" src="{root}{card_relpath(block, unit)}" alt="unit card">'
         else:
             nfs = "".join(f'<span class="nf-big" title="NF {s}" '
                           f'style="{self._sprite_style(root, block, unit, s, 3)}"></span>'

@@ -48,6 +48,14 @@ def term_name(label) -> str:
     return COLOR_TERMS[int(text)] if text.isdigit() and int(text) < len(COLOR_TERMS) else text
 
 
+def by_block(units: list[dict]) -> dict[str, list[dict]]:
+    """Units grouped by block, blocks in the order they appear in neurons.csv."""
+    groups: dict[str, list[dict]] = {}
+    for u in units:
+        groups.setdefault(u["block"], []).append(u)
+    return groups
+
+
 def block_sizes(units: list[dict]) -> dict[str, int]:
     """Block name -> number of units, in the order the blocks appear in neurons.csv."""
     sizes: dict[str, int] = {}
