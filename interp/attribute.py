@@ -204,6 +204,8 @@ def attribute_units(run: RunDir, args: argparse.Namespace, loaded: LoadedModel,
             pixels, x = to_input(stim, batch, loaded)
             maps, where = unit_attributions(model, x, unit, baseline_like(x, loaded, args.baseline),
                                             methods, args.steps, ig_batch(args))
+            if not any(attr.any() for attr in maps.values()):
+                log.warning("%s is silent on images %s: their maps are blank", text, batch)
             for method, attr in maps.items():
                 for j, i in enumerate(batch):
                     y0, y1, x0, x1 = (int(v) for v in field.box(*where[j]))

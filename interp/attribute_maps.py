@@ -8,6 +8,7 @@ wrap; every attribution runs on a deep copy of the visual tower with in-place Re
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import torch
@@ -93,7 +94,9 @@ def unit_attributions(block_model: BlockOutput, images: torch.Tensor, unit: int,
             images, baselines=baseline, target=target, n_steps=steps,
             internal_batch_size=batch)
     if "guided_backprop" in methods:
-        out["guided_backprop"] = GuidedBackprop(block_model).attribute(images, target=target)
+        with warnings.catch_warnings():  # captum announces its ReLU hooks on every call
+            warnings.filterwarnings("ignore", category=UserWarning, module="captum")
+            out["guided_backprop"] = GuidedBackprop(block_model).attribute(images, target=target)
     return {k: v.detach() for k, v in out.items()}, where
 
 
