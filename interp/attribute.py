@@ -37,7 +37,7 @@ from interp.options import (
     csv_list,
     positive_int,
 )
-from interp.rundir import RunDir
+from interp.rundir import RunDir, write_json_atomic
 
 log = logging.getLogger(__name__)
 #: Most inputs per integrated-gradients forward/backward: bounds memory (RN50 at 224 px: ~2 GB).
@@ -293,7 +293,7 @@ def write_index(out: Path, units: dict[str, list[dict]], naming: list[dict]) -> 
         index["units"][unit] = old + items
     images = {e["image"] for e in naming}
     index["naming"] = [e for e in index["naming"] if e["image"] not in images] + naming
-    path.write_text(json.dumps(index, indent=1))
+    write_json_atomic(path, index)
     return path
 
 
