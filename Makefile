@@ -28,11 +28,12 @@ browser:
 test: $(STAMP) lint browser
 	$(PY) -m pytest -q
 
-# Offline, untrained RN50, 64 images per set (natural: 8 crops of each of the 8 bundled photos).
-# About 7 CPU-minutes; resumable (rerun to continue); prints the atlas path at the end.
+# Offline, untrained RN50, 64 images per set (natural: 8 crops of each of the 8 bundled photos),
+# top-16 per unit (neuron features cost in proportion to it). Resumable (rerun to continue);
+# prints the atlas path at the end.
 demo: $(STAMP)
 	$(VENV)/bin/chromadissect run --run-dir $(DEMO_RUN) --model RN50 --pretrained none \
-		--samples-per-combo 8 --limit 64
+		--samples-per-combo 8 --limit 64 --top-n 16
 
 bench: $(STAMP)
 	$(PY) bench/stimuli.py

@@ -68,6 +68,10 @@ def test_index_block_unit_filter_and_jump(run, page):
     page.wait_for_url("**/blocks/layer2.0.html")
     assert page.locator("#grid .tile").count() == 40
     shot(page, "2-block")
+    sprite = "e => getComputedStyle(e).backgroundImage"
+    assert "layer2.0.natural.jpg" in page.locator("#grid .tile").first.evaluate(sprite)
+    page.select_option("#nfset", "stroop")
+    assert "layer2.0.stroop.jpg" in page.locator("#grid .tile").first.evaluate(sprite)
 
     page.select_option("#type", "color_word")
     words = [u for u in units if u["type"] == "color_word"]
@@ -83,8 +87,7 @@ def test_index_block_unit_filter_and_jump(run, page):
     tiles.first.click()
     page.wait_for_url(f"**/units/layer2.0/{best['unit']}.html")
     assert page.text_content("h1") == f"layer2.0:{best['unit']}"
-    assert "sprites/layer2.0.natural.jpg" in page.locator(".nf-big").first.evaluate(
-        "e => getComputedStyle(e).backgroundImage")
+    assert "sprites/layer2.0.natural.jpg" in page.locator(".nf-big").first.evaluate(sprite)
     shot(page, "4-unit")
 
     page.fill("#jump input", "layer9.9:1")
