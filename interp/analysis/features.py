@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 
 import numpy as np
+from scipy import sparse
 from tqdm import tqdm
 
 from interp.analysis.rf import Field
@@ -56,39 +57,53 @@ def _cell_sums(crop: np.ndarray, valid: np.ndarray, f: int) -> tuple[np.ndarray,
 
 def neuron_features(render: Callable[[int], np.ndarray], topn_index: np.ndarray,
                     topn_value: np.ndarray, topn_loc: np.ndarray, field: Field,
-                    max_side: int = MAX_SIDE, desc: str = "NF") -> np.ndarray:
+                    max_side: int = MAX_SIDE, desc: str = "NF", images_per_step: int = 16
+                    ) -> np.ndarray:
     """NFs (units, h, w, 3) float32 of one block, NaN where no crop had a valid pixel.
 
     Each distinct image is rendered once and each distinct location in it cropped once, whatever
-    the number of units that share them.
+    the number of units that share them; a sparse (units x crops) weight matrix then adds the
+    crops' cell sums and valid counts into every unit at once.
     """
     n_units, n = topn_index.shape
     f = cell_factor(field.size, max_side)
     shape = nf_shape(field.size, max_side)
-    acc = np.zeros((n_units, *shape, 3), dtype=np.float32)
-    weight = np.zeros((n_units, *shape), dtype=np.float32)
+    cells = shape[0] * shape[1]
+    acc = np.zeros((n_units, cells * 4), dtype=np.float32)  # RGB sums, then valid counts
     w = np.clip(np.asarray(topn_value, dtype=np.float32), 0, None).ravel()
     images = topn_index.ravel()
     units = np.repeat(np.arange(n_units), n)
     locs = topn_loc.reshape(-1, 2).astype(np.int64)
     order = np.argsort(images, kind="stable")
-    bounds = np.flatnonzero(np.diff(images[order])) + 1
-    for group in tqdm(np.split(order, bounds), desc=desc, unit="img", leave=False,
-                      disable=None):
+    groups = np.split(order, np.flatnonzero(np.diff(images[order])) + 1)
+    with tqdm(total=len(groups), desc=desc, unit="img", leave=False, disable=None) as bar:
+        for first in range(0, len(groups), images_per_step):
+            step = groups[first:first + images_per_step]
+            acc += _step_sums(render, step, images, units, locs, w, field, f, n_units)
+            bar.update(len(step))
+    weight = acc[:, cells * 3:].reshape(n_units, *shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        nf = acc[:, :cells * 3].reshape(n_units, *shape, 3) / weight[..., None]
+    return np.where(weight[..., None] > 0, nf, np.nan).astype(np.float32)
+
+
+def _step_sums(render, groups, images, units, locs, w, field: Field, f: int,
+               n_units: int) -> np.ndarray:
+    """(units, cells * 4) weighted cell sums and valid counts of the pairs of a few images."""
+    rows, cols, data, crops = [], [], [], []
+    for group in groups:
         image = render(int(images[group[0]]))
         loc_keys, loc_of = np.unique(locs[group], axis=0, return_inverse=True)
-        sums = [_cell_sums(*padded_crop(image, field.box(int(y), int(x))), f)
-                for y, x in loc_keys]
-        gw = w[group]
-        cell_values = np.stack([s[0] for s in sums])[loc_of.ravel()]
-        cell_values *= gw[:, None, None, None]
-        cell_counts = np.stack([s[1] for s in sums])[loc_of.ravel()]
-        cell_counts *= gw[:, None, None]
-        acc[units[group]] += cell_values
-        weight[units[group]] += cell_counts
-    with np.errstate(invalid="ignore", divide="ignore"):
-        nf = acc / weight[..., None]
-    return np.where(weight[..., None] > 0, nf, np.nan).astype(np.float32)
+        for y, x in loc_keys:
+            values, counts = _cell_sums(*padded_crop(image, field.box(int(y), int(x))), f)
+            crops.append(np.concatenate([values.ravel(), counts.ravel()]))
+        rows.append(units[group])
+        cols.append(len(crops) - len(loc_keys) + loc_of.ravel())
+        data.append(w[group])
+    weights = sparse.csr_matrix((np.concatenate(data), (np.concatenate(rows),
+                                                        np.concatenate(cols))),
+                                shape=(n_units, len(crops)), dtype=np.float32)
+    return np.asarray(weights @ np.stack(crops))
 
 
 def unit_crops(run_dir: str | os.PathLike, set: str, block: str, unit: int, k: int = 9
