@@ -104,3 +104,19 @@ def test_opponent_gray_variant_removes_chroma_only(run):
     values = csi(value, a_gray)
     assert values[planted.unit("red")] > 0.95 and values[planted.unit("blue")] > 0.95
     assert np.isnan(values[planted.unit("dead")])
+
+
+def test_other_thresholds_reclassify_without_recomputing(run, tmp_path):
+    from dataclasses import replace
+
+    from interp.analysis.types import Thresholds
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    strict = replace(SETTINGS, thresholds=Thresholds(min_selectivity=0.99))
+    analyze(copy, strict)
+    rows = _rows(copy)
+    red = rows[f"units:{planted.unit('red')}"]
+    assert float(red["f_color"]) == 1.0 and red["type"] == "color_chromatic"  # effect 1 >= 0.99
+    edge_pooled = rows[f"pooled:{planted.unit('edge')}"]
+    assert edge_pooled["type"] not in ("color_chromatic", "color_achromatic")

@@ -35,7 +35,8 @@ NF_SETS = ("natural", "stroop")
 
 @dataclass(frozen=True)
 class Settings:
-    """What changes the numbers of an analysis (recorded in run.json; a rerun must match)."""
+    """What changes the numbers of an analysis (recorded in run.json; a rerun must match, except
+    the thresholds: they only classify, and the table is rebuilt from stored arrays every run)."""
 
     top_n: int = 100
     n_permutations: int = 1000
@@ -70,8 +71,9 @@ def analyze(run_dir: str | os.PathLike, settings: Settings = Settings(), *,
     root = store.open_store(run.path)
     sets = _check_sets(root, sets)
     with run.lock():
-        recorded = {k: v for k, v in asdict(settings).items()}
+        recorded = {k: v for k, v in asdict(settings).items() if k != "thresholds"}
         run.check_settings("analyze", recorded)
+        run.update({"analysis": {"thresholds": asdict(settings.thresholds)}})
         start = time.perf_counter()
         ctx = _Context(run, root, settings, sets, batch_size, device)
         steps_s = {}
