@@ -140,8 +140,9 @@ class _Context:
                 if name in NF_SETS and not steps.is_done(out, "nf"):
                     field = self.field(block)
                     out.attrs.update({"field": field.to_attrs(), "rf_size": list(field.size)})
+                    hue_set = "natural" if "natural" in self.sets else "stroop"
                     steps.nf_step(out, self.stim(name), field, s.nf_max_side,
-                                  desc=f"NF {name} {block}")
+                                  desc=f"NF {name} {block}", with_hue=name == hue_set)
 
     def selectivity(self) -> None:
         """Colour-label selectivity of every Stroop unit with its permutation test (one pass)."""

@@ -92,17 +92,22 @@ def gather_locations(argmax: zarr.Array, index: np.ndarray) -> np.ndarray:
     return loc.reshape(n_units, n, 2)
 
 
-def nf_step(out: zarr.Group, stim, field: Field, max_side: int, desc: str) -> None:
-    """Neuron features of one block and set, plus (natural) their dominant hue and colour term."""
+def nf_step(out: zarr.Group, stim, field: Field, max_side: int, desc: str,
+            with_hue: bool = True) -> None:
+    """Neuron features of one block and set, plus (`with_hue`) their dominant hue and colour
+    term, which the table takes from the natural NFs (the Stroop ones when natural is absent)."""
     nf = neuron_features(stim.render, out["topn_index"][:], out["topn_value"][:],
                          out["topn_loc"][:], field, max_side, desc=desc)
     write(out, "nf", nf, ("units", "y", "x", "rgb"))
+    out.attrs.update({"nf_cell": cell_factor(field.size, max_side)})
+    if not with_hue:
+        mark_done(out, "nf")
+        return
     hues = np.array([hue_mod.dominant_hue(u) for u in nf])
     terms = [hue_mod.nearest_color_term(u) for u in nf]
     codes = np.array([COLOR_TERMS.index(t) if t else -1 for t in terms], dtype=np.int8)
     write(out, "hue_deg", hues, ("units",))
     write(out, "nf_color_term", codes, ("units",))  # index into COLOR_TERMS, -1: none
-    out.attrs.update({"nf_cell": cell_factor(field.size, max_side)})
     mark_done(out, "nf")
 
 
