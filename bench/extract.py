@@ -33,6 +33,7 @@ from interp.extract import (  # noqa: E402
     _Loop,
     autocast,
     batches_of,
+    default_workers,
     probe_blocks,
     reduction_hooks,
     uses_channels_last,
@@ -206,7 +207,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
-    p.add_argument("--workers", type=int, default=1, help="DataLoader rendering workers")
+    p.add_argument("--workers", type=int, default=None,
+                   help="DataLoader rendering workers (default: as extract: 0 on CPU)")
     p.add_argument("--set", default="shapes", help="stimulus set rendered by (b) and (c)")
     p.add_argument("--compile", action="store_true", help="torch.compile all three modes")
     p.add_argument("--store", type=Path, default=None, metavar="RUN",
@@ -217,6 +219,8 @@ def main() -> None:
         return
 
     device = resolve_device(args.device)
+    if args.workers is None:
+        args.workers = default_workers(device)
     loaded = load_model(args.model, "none", device=device)
     s = get_set(args.set, samples_per_combo=1, image_size=loaded.image_size)
     images = torch.stack([StimulusDataset(s, normalize=False)[i][0]

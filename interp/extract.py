@@ -211,6 +211,14 @@ def chunk_size_for(batch_size: int, chunk_images: int | None = None) -> int:
     return chunk_images
 
 
+def default_workers(device: torch.device, processes: int = 1) -> int:
+    """Rendering workers: none on CPU, where the model uses every core and rendering costs under
+    1% of its forward (a worker only stalls torch's threads); else the cores left per process."""
+    if device.type == "cpu":
+        return 0
+    return max(0, (os.cpu_count() or 1) // processes - 1)
+
+
 def batches_of(chunks: Sequence[int], chunk_images: int, batch_size: int, n_images: int
                ) -> Iterator[list[int]]:
     """Image indices of each batch of these chunks; batches never straddle a chunk."""
@@ -384,7 +392,7 @@ def extract(run_dir: str | os.PathLike, model_settings: dict, sets: Sequence[str
         model_settings = model_kwargs(model_settings)
         chunk = chunk_size_for(batch_size, chunk_images)
         if workers is None:
-            workers = max(0, (os.cpu_count() or 1) // d.world - 1)
+            workers = default_workers(dev, d.world)
         with ExitStack() as stack:
             # the lock first: a second writer is refused before minutes of model loading
             on_main(d, lambda: stack.enter_context(run.lock()))
