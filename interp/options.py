@@ -28,7 +28,7 @@ def add_run_dir(p: argparse.ArgumentParser, required: bool = True) -> None:
 def add_model(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default="RN50",
-                   help="open_clip ResNet name (RN50, RN101, RN50x4, ...) or package.module:factory")
+                   help="open_clip ResNet (RN50, RN101, RN50x4, ...) or package.module:factory")
     g.add_argument("--pretrained", default="openai",
                    help="open_clip pretrained tag, 'none' (untrained control) or a checkpoint path")
     g.add_argument("--seed", type=int, default=0, help="seed of the untrained control")
