@@ -51,10 +51,11 @@ class _Block:
         self.offset = (np.arange(index.shape[0]) * n_labels).repeat(index.shape[1])
         self.n_eff = effective_n(w)
 
-    def fractions(self, codes: Sequence[np.ndarray], image_of: np.ndarray | None = None
+    def fractions(self, codes: Sequence[np.ndarray], rows: np.ndarray | None = None
                   ) -> np.ndarray:
-        """(units, labels) Eq. 1; `image_of` maps each image to the one whose labels it takes."""
-        rows = self.index.ravel() if image_of is None else image_of[self.index.ravel()]
+        """(units, labels) Eq. 1; `rows` (units * N,) are the images whose labels each top-N
+        entry takes (its own by default, shuffled ones in the permutation test)."""
+        rows = self.index.ravel() if rows is None else rows
         n_units = self.index.shape[0]
         hits = sum(np.bincount(self.offset + c[rows], weights=self.w,
                                minlength=n_units * self.n_labels) for c in codes)
@@ -105,8 +106,9 @@ def select_all(tops: Tops, kinds: Mapping[str, Sequence[np.ndarray]], n_labels: 
                   leave=False):
         perm = rng.permutation(n_images)
         for blk in blocks.values():
+            rows = perm[blk.index.ravel()]  # image i takes the labels of image perm[i]
             for kind, codes in kinds.items():
-                stat = blk.best(blk.fractions(codes, perm), chance[kind])[1]
+                stat = blk.best(blk.fractions(codes, rows), chance[kind])[1]
                 null[kind][p] = max(null[kind][p], stat.max(initial=-np.inf))
     return result, null
 
