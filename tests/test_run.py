@@ -9,6 +9,7 @@ import pytest
 
 from interp import run as run_cmd
 from interp.cli import build_parser, main
+from viz.pages import sprite_path
 
 TINY = ["--model", "interp.models:tiny_clip", "--pretrained", "none"]
 
@@ -58,7 +59,7 @@ def test_run_end_to_end_on_tiny_model_and_resume(tmp_path, capsys):
     assert len(rows) == n_units
     for block in {r["block"] for r in rows}:
         assert (run / "atlas" / "blocks" / f"{block}.html").exists()
-        assert (run / "atlas" / "sprites" / f"{block}.natural.png").exists()
+        assert (run / "atlas" / sprite_path(block, "natural")).exists()
     assert len(list((run / "atlas" / "units").rglob("*.html"))) == n_units
     assert sorted(p.name for p in (run / "naming").glob("exp*.csv")) == [
         f"exp{i}.csv" for i in range(1, 6)]
