@@ -60,6 +60,7 @@ class Site:
         self.run, self.out, self.sizes, self.thumb = Path(run), Path(run) / "atlas", sizes, thumb
         self.blocks = {b: [n, file_stem(b)] for b, n in sizes.items()}
         self.info = rundata.read_json(self.run / "run.json")
+        self.attributions = rundata.read_json(self.run / "attributions" / "index.json")
 
     def columns(self, n_units: int) -> int:
         return min(n_units, SPRITE_COLUMNS)
@@ -92,9 +93,7 @@ class Site:
 
     def model_name(self) -> str:
         model = self.info.get("model", {})
-        if isinstance(model, dict):
-            return f"{model.get('model', '?')} / {model.get('pretrained', '?')}"
-        return f"{model} / {self.info.get('pretrained', '?')}"
+        return f"{model.get('model', '?')} / {model.get('pretrained', '?')}"
 
     def index_page(self, units: list[dict], figure_pngs: list[Path]) -> str:
         """Model and settings, per-block type counts with links, figures, naming tables."""
@@ -132,7 +131,7 @@ class Site:
 
     def naming_attributions_html(self, limit: int = 12) -> str:
         """The first naming attribution maps of `chromadissect attribute`, if any."""
-        entries = rundata.read_json(self.run / "attributions" / "index.json").get("naming", [])
+        entries = self.attributions.get("naming", [])
         shown = [e for e in entries if (self.run / "attributions" / e["image"]).exists()][:limit]
         figs = "".join(
             f'<figure><a href="../attributions/{escape(e["image"])}"><img src="../attributions/'
@@ -198,7 +197,7 @@ figure). Hover for numbers, click for the unit page.</p>
                           {"page": "unit", "block": block}, crumbs, body)
 
     def attribution_html(self, unit_id: str) -> str:
-        entries = rundata.unit_attributions(self.run, unit_id)
+        entries = rundata.unit_attributions(self.run, unit_id, self.attributions)
         imgs = "".join(f'<a href="../../../attributions/{escape(e["image"])}">'
                        f'<img src="../../../attributions/{escape(e["image"])}" width="160" '
                        f'alt="{escape(str(e.get("method", "")))}" loading="lazy"></a>'

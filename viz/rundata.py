@@ -111,9 +111,11 @@ def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text()) if Path(path).exists() else {}
 
 
-def unit_attributions(run: Path, unit_id: str) -> list[dict]:
-    """Entries of RUN/attributions/index.json for one unit, image paths made absolute."""
-    index = read_json(Path(run) / "attributions" / "index.json")
+def unit_attributions(run: Path, unit_id: str, index: dict | None = None) -> list[dict]:
+    """Entries of RUN/attributions/index.json (or of `index`, read once by the caller) for one
+    unit, image paths made absolute."""
+    if index is None:
+        index = read_json(Path(run) / "attributions" / "index.json")
     entries = index.get("units", {}).get(unit_id, [])
     return [{**e, "path": Path(run) / "attributions" / e["image"]} for e in entries]
 
