@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 
@@ -9,6 +10,7 @@ import pytest
 
 from interp import run as run_cmd
 from interp.cli import build_parser, main
+from interp.errors import ChromaError
 from viz.pages import sprite_path
 
 TINY = ["--model", "interp.models:tiny_clip", "--pretrained", "none"]
@@ -77,3 +79,14 @@ def test_run_end_to_end_on_tiny_model_and_resume(tmp_path, capsys):
     assert [p.stat().st_mtime_ns for p in chunks] == stamps
     assert json.loads((run / "run.json").read_text())["timings"]["run"].keys() == set(
         run_cmd.STEPS)
+
+
+def test_naming_without_text_tower_is_skipped_other_errors_are_not(caplog):
+    def no_text_tower(args):
+        raise ChromaError("--model m:f has no text tower, so it cannot name colours; skip naming")
+
+    args = argparse.Namespace(func=no_text_tower)
+    run_cmd.run_step("naming", args)
+    assert "naming skipped" in caplog.text
+    with pytest.raises(ChromaError, match="text tower"):
+        run_cmd.run_step("extract", args)
