@@ -183,8 +183,9 @@ figure). Hover for numbers, click for the unit page.</p>
             nfs = "".join(f'<span class="nf-big" title="NF {s}" '
                           f'style="{self._sprite_style(root, block, unit, s, 3)}"></span>'
                           for s in ("natural", "stroop"))
+            command = f"chromadissect neuron {self.run} {record['unit_id']}"
             visual = (f"<p>{nfs}</p><p class=\"note\">Neuron features (natural, Stroop). Full card:"
-                      f" <code>chromadissect neuron RUN {escape(record['unit_id'])}</code></p>")
+                      f" <code>{escape(command)}</code></p>")
         numbers = "".join(f"<tr><th>{k}</th><td>{fmt(record.get(k, ''))}</td></tr>"
                           for k in UNIT_ROWS if k in record)
         body = f"""<h1>{escape(record['unit_id'])}</h1>
