@@ -46,9 +46,8 @@ def main(args: argparse.Namespace) -> int:
     units = rundata.load_units(args.run)
     record = rundata.find_unit(units, args.unit_id)
     data = card.card_data(args.run, record)
-    out = args.out or atlas.card_path(args.run, record["block"], record["unit"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    card.draw_card(data).savefig(out, dpi=card.CARD_DPI)
+    out = card.save_card(data, args.out or atlas.card_path(args.run, record["block"],
+                                                           record["unit"]))
     if args.out is None:
         atlas.refresh_unit_page(args.run, record, units)
     result = unit_record(data) | {"card": str(out),

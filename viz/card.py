@@ -232,9 +232,13 @@ def _draw_attributions(fig: Figure, y0: float, y1: float, data: CardData) -> Non
         ax.set_axis_off()
 
 
+def save_card(data: CardData, out: Path) -> Path:
+    """Draw a card and write it to `out` (PNG)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    draw_card(data).savefig(out, dpi=CARD_DPI)
+    return out
+
+
 def write_card(run: Path, record: dict, out: Path) -> Path:
     """Render the card of one unit to `out` (PNG)."""
-    fig = draw_card(card_data(run, record))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=CARD_DPI)
-    return out
+    return save_card(card_data(run, record), out)
