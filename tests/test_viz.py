@@ -119,3 +119,10 @@ def test_neuron_command_unknown_unit_one_line(run, capsys, unit_id, message):
 def test_find_unit_missing_csv_says_what_to_run(tmp_path):
     with pytest.raises(ChromaError, match="chromadissect analyze"):
         rundata.load_units(tmp_path)
+
+
+def test_neuron_command_out_option(run, tmp_path, capsys):
+    out = tmp_path / "cards" / "u.png"
+    assert main(["neuron", str(run), "layer1.0:3", "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["card"] == str(out)
+    assert Image.open(out).size[0] == 12 * card.CARD_DPI
