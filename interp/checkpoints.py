@@ -118,7 +118,21 @@ def build_open_clip(model: str, pretrained: str) -> tuple[nn.Module, str, dict |
         del identity["path"]  # the cache location differs between machines; the bytes do not
     elif kind == "path":
         identity = load_into(net, pretrained, model)
+    else:
+        unzero_residual_branches(net.visual)
     return net, name, identity
+
+
+def unzero_residual_branches(visual: nn.Module) -> None:
+    """Give each bottleneck's last BatchNorm unit gain (PyTorch's default) in the untrained control.
+
+    open_clip zero-initialises bn3.weight, a training trick that makes each residual branch output
+    zero: untrained, every block after the first of a stage would copy its input, and its units
+    would duplicate the previous block's. The control should be a random network in every block.
+    """
+    for name, param in visual.named_parameters():
+        if name.endswith("bn3.weight"):
+            nn.init.ones_(param)
 
 
 @contextlib.contextmanager

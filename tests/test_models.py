@@ -329,3 +329,24 @@ def test_hub_probe_sees_a_live_server():
         assert checkpoints.hub_reachable(f"http://127.0.0.1:{server.server_port}/", timeout=2)
     finally:
         server.server_close()
+
+
+def test_untrained_control_is_random_in_every_block(monkeypatch):
+    """open_clip zero-inits bn3: without the reset, layer1.1 would output exactly its input."""
+    cfg = {"embed_dim": 32, "quick_gelu": True,
+           "vision_cfg": {"image_size": 64, "layers": [2, 1, 1, 1], "width": 8, "head_width": 16},
+           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32,
+                        "heads": 2, "layers": 1}}
+    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, "RNtwo-quickgelu", cfg)
+    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, "RNtwo", cfg)
+    loaded = load_model("RNtwo", "none", seed=0)
+    seen = {}
+    hooks = [loaded.blocks[name].register_forward_hook(
+        lambda _m, _i, out, name=name: seen.__setitem__(name, out.clone())) for name in
+        ("layer1.0", "layer1.1")]
+    with torch.no_grad():
+        loaded.visual(torch.randn(2, 3, 64, 64))
+    for hook in hooks:
+        hook.remove()
+    assert not torch.allclose(seen["layer1.0"], seen["layer1.1"])
+    assert all(torch.all(m.bn3.weight == 1) for m in loaded.blocks.values())
