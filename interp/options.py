@@ -57,7 +57,7 @@ def add_execution(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="cpu", help="cpu, cuda or cuda:K")
     g.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="DataLoader worker processes rendering stimuli (default: cores - 1)")
+                   help="stimulus-rendering processes (default: 0 on CPU, cores - 1 on GPU)")
 
 
 def add_top_n(p: argparse.ArgumentParser) -> None:
