@@ -12,7 +12,15 @@ import time
 from pathlib import Path
 
 from interp.errors import ChromaError
-from interp.options import add_data, add_execution, add_model, add_run_dir, add_sets, add_top_n
+from interp.options import (
+    add_data,
+    add_execution,
+    add_model,
+    add_run_dir,
+    add_sets,
+    add_top_n,
+    csv_list,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_execution(p)
     add_top_n(p)
     add_atlas_options(p)
-    p.add_argument("--steps", type=lambda t: [s.strip() for s in t.split(",") if s.strip()],
+    p.add_argument("--steps", type=csv_list,
                    default=list(STEPS), metavar="A,B,...",
                    help=f"steps to run, in this order (default: {','.join(STEPS)})")
     p.set_defaults(func=main)
