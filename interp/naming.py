@@ -22,10 +22,11 @@ from interp.naming_embed import EmbeddingCache, image_embeddings, require_text_t
 from interp.naming_report import (
     confusion_figure,
     experiment_markdown,
+    table_stem,
     template_slug,
     write_csv,
 )
-from interp.naming_tables import EXPERIMENTS, confusion, experiment_table
+from interp.naming_tables import EXPERIMENTS, Experiment, Variant, confusion, experiment_table
 from interp.options import add_data, add_execution, add_model, add_run_dir, csv_list
 from interp.rundir import RunDir
 
@@ -144,24 +145,35 @@ def open_naming(args: argparse.Namespace, run: RunDir, numbers: list[int],
     return Naming(loaded, sets, cache, args.limit, args.batch_size, args.dtype, args.workers)
 
 
-def write_experiment(out: Path, number: int, naming: Naming, show_published: bool) -> Path:
-    """Table (CSV + Markdown) and one confusion figure per template of one experiment."""
+def write_experiment(out: Path, number: int, naming: Naming, show_published: bool) -> list[Path]:
+    """Per variant of one experiment: table (CSV + Markdown) and one confusion figure per
+    template; returns the CSV paths."""
     exp = EXPERIMENTS[number]
+    return [write_variant(out, exp, variant, naming, show_published) for variant in exp.variants]
+
+
+def write_variant(out: Path, exp: Experiment, variant: Variant, naming: Naming,
+                  show_published: bool) -> Path:
+    """`exp{N}{suffix}.csv/.md` and `confusion_exp{N}{suffix}_{template}.png` of one variant;
+    the paper's figures only beside the variant they match."""
     labels = naming.labels(exp.set_name)
-    rows = experiment_table(exp, naming.predict, labels)
-    if show_published:
+    rows = experiment_table(exp, naming.predict, labels, variant)
+    if show_published and variant.published:
         for row in rows:
-            row.update(published.published_values(number, row))
-    write_csv(out / f"exp{number}.csv", rows)
+            row.update(published.published_values(exp.number, row))
+    stem = table_stem(exp, variant)
+    write_csv(out / f"{stem}.csv", rows)
     model = f"{naming.loaded.model} ({naming.loaded.pretrained})"
-    (out / f"exp{number}.md").write_text(experiment_markdown(exp, rows, model, show_published))
-    keep = exp.select(labels)
+    (out / f"{stem}.md").write_text(
+        experiment_markdown(exp, rows, model, show_published, variant))
+    keep = exp.select(labels, variant)
+    images = variant.name if len(exp.variants) > 1 else ""
     for template in exp.templates:
         target = exp.targets[template]
         matrix = confusion(labels[target][keep], naming.predict(exp.set_name, template)[keep])
-        confusion_figure(out / f"confusion_exp{number}_{template_slug(template)}.png", matrix,
-                         number, template, target)
-    return out / f"exp{number}.csv"
+        confusion_figure(out / f"confusion_{stem}_{template_slug(template)}.png", matrix,
+                         exp.number, template, target, images)
+    return out / f"{stem}.csv"
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -177,7 +189,8 @@ def run_command(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         show = published.applies(naming.loaded.model, naming.loaded.pretrained)
         for number in numbers:
-            path = write_experiment(out, number, naming, show)
-            log.info("experiment %d: %s (+ .md, confusion figures)", number, path)
+            paths = write_experiment(out, number, naming, show)
+            log.info("experiment %d: %s (+ .md, confusion figures)", number,
+                     ", ".join(p.name for p in paths))
     log.info("naming results in %s", out)
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from interp.naming_tables import EXPERIMENTS, Experiment
+from interp.naming_tables import EXPERIMENTS, Experiment, Variant
 from stimuli.palette import COLOR_TERMS
 
 NONE_NOTE = {
@@ -34,12 +34,14 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, restval="")
         writer.writeheader()
-        writer.writerows({k: _fmt(v) for k, v in row.items()} for row in rows)
+        writer.writerows({k: _fmt(k, v) for k, v in row.items()} for row in rows)
 
 
-def _fmt(value: object) -> object:
+def _fmt(column: str, value: object) -> object:
+    """Floats with 2 decimals as the paper; interval bounds with 3, to stay distinct at 0.01%."""
     if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.2f}"
+        digits = 3 if column.endswith(("_lo", "_hi")) else 2
+        return "" if math.isnan(value) else f"{value:.{digits}f}"
     return value
 
 
@@ -72,28 +74,63 @@ def flat_markdown(rows: list[dict], key: str, cols: list[str]) -> list[str]:
     return lines + [""]
 
 
-def experiment_markdown(exp: Experiment, rows: list[dict], model: str, published: bool) -> str:
-    """The experiment's table as Markdown, with the paper's figures in brackets when given."""
-    lines = [f"# Experiment {exp.number}: {exp.description}", "",
-             f"Model: {model}; set: `{exp.set_name}`"
-             + ("; stroop images with a coloured (non-white) background" if exp.number == 5 else "")
-             + ".", ""]
-    if published:
+def table_stem(exp: Experiment, variant: Variant) -> str:
+    """File stem of a variant's table: `exp5`, `exp5_colored_bg`."""
+    return f"exp{exp.number}{variant.suffix}"
+
+
+def interval_note(rows: list[dict]) -> str:
+    """One line: the widest 95% Wilson half-width of the table (each bound is in the CSV)."""
+    widths = [max(row[k] - row[k + "_lo"], row[k + "_hi"] - row[k]) for row in rows
+              for k in row if k.endswith("_pct") and k + "_lo" in row and not math.isnan(row[k])]
+    if not widths:
+        return "No images, no intervals."
+    return (f"95% Wilson intervals: every percentage here is within ±{max(widths):.2f} points "
+            "(each bound in the CSV, `*_pct_lo` / `*_pct_hi`, over `n_images`).")
+
+
+def variant_lines(exp: Experiment, variant: Variant, published: bool) -> list[str]:
+    """Which images a variant uses and, for experiments with several, where the paper stands."""
+    if len(exp.variants) == 1:
+        return []
+    lines = [f"Images: {variant.label}.", ""]
+    if variant.published and variant.evidence:
+        lines += [variant.evidence, ""]
+    elif published and not variant.published:
+        main = next(v for v in exp.variants if v.published)
+        lines += [f"The paper's figures stand beside `{table_stem(exp, main)}.md` "
+                  f"({main.name}), the variant they match.", ""]
+    return lines
+
+
+def experiment_markdown(exp: Experiment, rows: list[dict], model: str, published: bool,
+                        variant: Variant | None = None) -> str:
+    """A variant's table as Markdown, with the paper's figures in brackets when given."""
+    variant = variant or exp.variants[0]
+    title = f"# Experiment {exp.number}: {exp.description}"
+    if len(exp.variants) > 1:
+        title += f" — {variant.name}"
+    lines = [title, "", f"Model: {model}; set: `{exp.set_name}`.", "",
+             *variant_lines(exp, variant, published)]
+    if published and variant.published:
         lines += ["Published figures (paper, RN50/openai) in brackets.", ""]
     if exp.table == "grid":
         for template in exp.templates:
             lines += grid_markdown(rows, template)
     elif exp.table == "roles":
+        n = rows[0]["n_images"] if rows else 0
+        lines += [f"n = {n} images per prompt.", ""]
         lines += flat_markdown(rows, "template", ["background", "font", "written", "none"])
     else:
-        lines += [f"Prompt: `{exp.templates[0]}`", ""]
+        n = rows[-1]["n_images"] if rows else 0
+        lines += [f"Prompt: `{exp.templates[0]}`; n = {n} images.", ""]
         lines += flat_markdown(rows, "color", [*exp.roles, "none"])
-    lines.append(NONE_NOTE[exp.table])
+    lines += [NONE_NOTE[exp.table], "", interval_note(rows)]
     return "\n".join(lines) + "\n"
 
 
 def confusion_figure(path: Path, matrix: np.ndarray, number: int, template: str,
-                     target: str) -> None:
+                     target: str, images: str = "") -> None:
     """11x11 confusion matrix (row-normalised %, counts in cells) as a PNG."""
     import matplotlib
 
@@ -113,7 +150,8 @@ def confusion_figure(path: Path, matrix: np.ndarray, number: int, template: str,
     ax.set_yticks(range(len(COLOR_TERMS)), COLOR_TERMS, fontsize=8)
     ax.set_xlabel("predicted colour")
     ax.set_ylabel(f"asked-for colour ({target})")
-    ax.set_title(f"Experiment {number}: {EXPERIMENTS[number].set_name}, '{template}'", fontsize=9)
+    title = f"Experiment {number}: {EXPERIMENTS[number].set_name}, '{template}'"
+    ax.set_title(title + (f"\n{images}" if images else ""), fontsize=9)
     fig.colorbar(im, ax=ax, label="% of row")
     fig.savefig(path, dpi=110)
     plt.close(fig)

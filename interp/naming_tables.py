@@ -24,6 +24,36 @@ STROOP_FONT_TEMPLATE = "The word is written in {} font"
 #: Which label kind each Stroop role reads, in the paper's column order.
 STROOP_ROLES = {"background": "bg_color", "font": "font_color", "written": "word"}
 
+#: two-sided 95% normal quantile, for the Wilson intervals
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One selection of an experiment's images, tabulated on its own (exp 5: white bg in/out)."""
+
+    suffix: str  # after `exp{N}` in file names: "" for the main table
+    name: str  # which images, short, for titles
+    note: str = ""  # why this variant, for the table text
+    white_bg: bool = True  # images on a white background kept
+    published: bool = True  # the paper's figures are this variant's
+    evidence: str = ""  # why the paper's figures are this variant's
+
+    @property
+    def label(self) -> str:
+        """Name and note, e.g. for the Markdown's "Images:" line."""
+        return f"{self.name} — {self.note}" if self.note else self.name
+
+
+ALL_IMAGES = Variant("", "all images of the set")
+ALL_BACKGROUNDS = Variant(
+    "", "all backgrounds (white included)", "the variant the paper's Table 5 totals match",
+    evidence="The paper's Table 5 TOTAL row equals its Table 3 first row (same prompt), so both "
+             "were measured on the same images, white backgrounds included; its white row's "
+             "background cell (0.01%) needs white backgrounds too.")
+COLORED_BG = Variant("_colored_bg", "coloured backgrounds only (white excluded)",
+                     white_bg=False, published=False)
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -38,13 +68,15 @@ class Experiment:
     #: label kinds counted as columns of a per-colour table
     roles: tuple[str, ...] = ()
     description: str = ""
+    #: image selections, each its own table; the first is the main one (`exp{N}.csv`)
+    variants: tuple[Variant, ...] = (ALL_IMAGES,)
 
-    def select(self, labels: Labels) -> np.ndarray:
-        """Boolean mask of the set's images this experiment uses (exp 5: coloured backgrounds)."""
-        n = len(next(iter(labels.values())))
-        if self.number == 5:
+    def select(self, labels: Labels, variant: Variant | None = None) -> np.ndarray:
+        """Boolean mask of the set's images a variant uses (default: the main one, all images)."""
+        variant = variant or self.variants[0]
+        if not variant.white_bg:
             return labels["bg_color"] != color_index("white")
-        return np.ones(n, dtype=bool)
+        return np.ones(len(next(iter(labels.values()))), dtype=bool)
 
 
 EXPERIMENTS: dict[int, Experiment] = {
@@ -67,7 +99,8 @@ EXPERIMENTS: dict[int, Experiment] = {
                   description="Stroop test on a white background"),
     5: Experiment(5, "stroop", (STROOP_FONT_TEMPLATE,), "per_color",
                   {STROOP_FONT_TEMPLATE: "font_color"}, roles=("font", "written", "background"),
-                  description="Stroop test on coloured (non-white) backgrounds"),
+                  description="Stroop test on coloured backgrounds",
+                  variants=(ALL_BACKGROUNDS, COLORED_BG)),
 }
 
 
@@ -81,6 +114,26 @@ def percent(mask: np.ndarray) -> float:
     return float(100.0 * mask.mean()) if mask.size else float("nan")
 
 
+def wilson_interval(successes: np.ndarray | int, n: np.ndarray | int,
+                    z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a binomial proportion, as fractions (NaN where n = 0); unlike
+    the normal approximation it stays inside [0, 1] and is not empty at 0 or n successes."""
+    k, n = np.asarray(successes, dtype=float), np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p, shrink = k / n, z * z / n
+        centre = (p + shrink / 2) / (1 + shrink)
+        half = z * np.sqrt(p * (1 - p) / n + shrink / (4 * n)) / (1 + shrink)
+    lo = np.where((k == 0) & (n > 0), 0.0, np.clip(centre - half, 0, 1))  # exact ends
+    return lo, np.where((k == n) & (n > 0), 1.0, np.clip(centre + half, 0, 1))
+
+
+def pct_columns(name: str, mask: np.ndarray) -> dict[str, float]:
+    """`name_pct` = % of True in mask, with its 95% Wilson bounds `name_pct_lo`, `name_pct_hi`."""
+    lo, hi = wilson_interval(int(mask.sum()), mask.size)
+    return {f"{name}_pct": percent(mask), f"{name}_pct_lo": float(100 * lo),
+            f"{name}_pct_hi": float(100 * hi)}
+
+
 def grid_rows(template: str, pred: np.ndarray, labels: Labels) -> list[dict]:
     """Experiments 1-2: the 2x2 achromatic/chromatic grid of % background / % object / % other."""
     bg, obj = labels["bg_color"], labels["obj_color"]
@@ -92,8 +145,8 @@ def grid_rows(template: str, pred: np.ndarray, labels: Labels) -> list[dict]:
             rows.append({
                 "template": template, "background": bg_kind, "object": obj_kind,
                 "n_images": int(group.sum()),
-                "background_pct": percent(p == b), "object_pct": percent(p == o),
-                "other_pct": percent((p != b) & (p != o)),
+                **pct_columns("background", p == b), **pct_columns("object", p == o),
+                **pct_columns("other", (p != b) & (p != o)),
             })
     return rows
 
@@ -109,27 +162,26 @@ def roles_row(template: str, pred: np.ndarray, labels: Labels) -> dict:
     """Experiment 3: one row per template, % background / font / written word / none."""
     masks = stroop_roles(pred, labels)
     row = {"template": template, "n_images": int(pred.size)}
-    row.update({f"{role}_pct": percent(m) for role, m in masks.items()})
+    for role, m in masks.items():
+        row.update(pct_columns(role, m))
     return row
 
 
 def per_color_rows(pred: np.ndarray, labels: Labels, roles: tuple[str, ...]) -> list[dict]:
-    """Experiments 4-5: per colour c, % of all images answered c where c is the image's font /
-    written word / background colour (or none of the listed roles); then a total row."""
+    """Experiments 4-5: per colour c, % of all (n_images) images answered c where c is the
+    image's font / written word / background colour (or none of the listed roles); then TOTAL."""
     masks = stroop_roles(pred, labels)
     counted = np.zeros(pred.size, dtype=bool)
     for role in roles:
         counted |= masks[role]
     columns = {role: masks[role] for role in roles} | {"none": ~counted}
     rows = []
-    for c, term in enumerate(COLOR_TERMS):
-        answered = pred == c
-        row = {"color": term, "n_answers": int(answered.sum())}
-        row.update({f"{role}_pct": percent(answered & m) for role, m in columns.items()})
+    for term, answered in [*((t, pred == c) for c, t in enumerate(COLOR_TERMS)),
+                           ("TOTAL", np.ones(pred.size, dtype=bool))]:
+        row = {"color": term, "n_answers": int(answered.sum()), "n_images": int(pred.size)}
+        for role, m in columns.items():
+            row.update(pct_columns(role, answered & m))
         rows.append(row)
-    total = {"color": "TOTAL", "n_answers": int(pred.size)}
-    total.update({f"{role}_pct": percent(m) for role, m in columns.items()})
-    rows.append(total)
     return rows
 
 
@@ -143,9 +195,11 @@ def confusion(target: np.ndarray, pred: np.ndarray) -> np.ndarray:
 Predictor = Callable[[str, str], np.ndarray]
 
 
-def experiment_table(exp: Experiment, predict: Predictor, labels: Labels) -> list[dict]:
-    """Table rows of one experiment; `predict(set_name, template)` answers for the whole set."""
-    keep = exp.select(labels)
+def experiment_table(exp: Experiment, predict: Predictor, labels: Labels,
+                     variant: Variant | None = None) -> list[dict]:
+    """Table rows of one experiment variant (default: the main one); `predict(set_name,
+    template)` answers for the whole set."""
+    keep = exp.select(labels, variant)
     chosen = {kind: values[keep] for kind, values in labels.items()}
     rows: list[dict] = []
     for template in exp.templates:
@@ -159,7 +213,8 @@ def experiment_table(exp: Experiment, predict: Predictor, labels: Labels) -> lis
     return rows
 
 
-def errors(exp: Experiment, template: str, pred: np.ndarray, labels: Labels) -> np.ndarray:
-    """Indices (into the set) of the experiment's images not answered with the asked-for colour."""
-    wrong = (pred != labels[exp.targets[template]]) & exp.select(labels)
+def errors(exp: Experiment, template: str, pred: np.ndarray, labels: Labels,
+           variant: Variant | None = None) -> np.ndarray:
+    """Indices (into the set) of a variant's images not answered with the asked-for colour."""
+    wrong = (pred != labels[exp.targets[template]]) & exp.select(labels, variant)
     return np.flatnonzero(wrong)

@@ -3,6 +3,11 @@ Tables 1-5), transcribed as printed, to stand beside measured ones. Percentages.
 
 Tables 4-5 rows: per colour c, % of all images answered c where c is the font / written word /
 background colour (or none); the paper has no white row in Table 4.
+
+Table 5 was measured on all stroop images, white backgrounds included: its TOTAL row equals
+Table 3's first row (same prompt, all images) and its white row has a non-zero background cell
+(answering "white" for a white background). So these figures stand beside experiment 5's
+all-backgrounds variant (exp5.csv) only, never beside the coloured-only one.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ STROOP_WHITE = {
     "purple": (2.49, 8.77, 0.07), "TOTAL": (16.72, 81.11, 2.17),
 }
 
-#: exp 5: colour -> (font, written, background, none) %
+#: exp 5 (all backgrounds, white included): colour -> (font, written, background, none) %
 STROOP_COLOURED = {
     "white": (0.00, 1.73, 0.01, 0.00), "black": (0.00, 5.74, 0.13, 0.00),
     "grey": (0.01, 3.05, 1.24, 0.05), "red": (0.12, 4.71, 3.50, 0.01),

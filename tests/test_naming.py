@@ -13,6 +13,7 @@ from interp import cli, naming_embed
 from interp.models import load_model
 from interp.naming import Naming, write_experiment
 from interp.naming_embed import EmbeddingCache, text_embeddings
+from interp.naming_report import template_slug
 from interp.naming_tables import EXPERIMENTS, prompts
 from stimuli import get_set
 
@@ -39,11 +40,17 @@ def run(tmp_path_factory):
 def test_writes_all_five_tables_and_figures(run):
     out = run / "naming"
     for n, exp in EXPERIMENTS.items():
-        assert (out / f"exp{n}.md").read_text().startswith(f"# Experiment {n}")
-        rows = read_csv(out / f"exp{n}.csv")
-        pct = [c for c in rows[0] if c.endswith("_pct")]
-        assert pct and not any(c.startswith("published_") for c in pct)  # not RN50/openai
-        assert len(list(out.glob(f"confusion_exp{n}_*.png"))) == len(exp.templates)
+        for stem in (f"exp{n}{v.suffix}" for v in exp.variants):
+            assert (out / f"{stem}.md").read_text().startswith(f"# Experiment {n}")
+            rows = read_csv(out / f"{stem}.csv")
+            pct = [c for c in rows[0] if c.endswith("_pct")]
+            assert pct and not any(c.startswith("published_") for c in pct)  # not RN50/openai
+            assert all({f"{c}_lo", f"{c}_hi"} <= set(rows[0]) for c in pct)
+            assert "n_images" in rows[0]
+            assert all((out / f"confusion_{stem}_{template_slug(t)}.png").exists()
+                       for t in exp.templates)
+    assert sorted(p.stem for p in out.glob("exp5*.csv")) == ["exp5", "exp5_colored_bg"]
+    assert len(list(out.glob("confusion_*.png"))) == 1 + 2 + 5 + 1 + 2
     grid = read_csv(out / "exp1.csv")
     assert sum(int(r["n_images"]) for r in grid) == 24
     for r in (r for r in grid if int(r["n_images"])):
@@ -54,6 +61,12 @@ def test_writes_all_five_tables_and_figures(run):
     assert sum(float(total[c]) for c in ("font_pct", "written_pct", "background_pct",
                                          "none_pct")) == pytest.approx(100, abs=0.02)
     assert len(read_csv(out / "exp3.csv")) == 5
+    every, coloured = read_csv(out / "exp5.csv")[-1], read_csv(out / "exp5_colored_bg.csv")[-1]
+    assert int(every["n_images"]) == 24 >= int(coloured["n_images"])
+    assert read_csv(out / "exp3.csv")[0]["font_pct"] == every["font_pct"]  # Table 3 row 1
+    assert "all backgrounds (white included)" in (out / "exp5.md").read_text()
+    assert "coloured backgrounds only" in (out / "exp5_colored_bg.md").read_text()
+    assert "95% Wilson intervals" in (out / "exp5.md").read_text()
 
 
 def test_predictions_are_the_argmax_of_cosine_similarity(run):
@@ -95,6 +108,23 @@ def test_published_figures_stand_beside_measured_ones(run, tmp_path):
     assert rows["TOTAL"]["published_font_pct"] == "16.72"
     assert rows["white"]["published_font_pct"] == ""  # the paper has no white row
     assert "(paper 81.11%)" in (tmp_path / "exp4.md").read_text()
+    assert float(rows["TOTAL"]["font_pct_lo"]) <= float(rows["TOTAL"]["font_pct"])
+
+
+def test_published_figures_stand_beside_the_all_backgrounds_variant_only(run, tmp_path):
+    loaded = load_model("interp.models:tiny_clip", "none")
+    sets = {"stroop": get_set("stroop", samples_per_combo=1, image_size=64)}
+    naming = Naming(loaded, sets, EmbeddingCache(run / "naming" / "embeddings.zarr"), limit=24,
+                    batch_size=16, workers=0)
+    paths = write_experiment(tmp_path, 5, naming, show_published=True)
+    assert [p.name for p in paths] == ["exp5.csv", "exp5_colored_bg.csv"]
+    every = {r["color"]: r for r in read_csv(tmp_path / "exp5.csv")}
+    assert every["TOTAL"]["published_font_pct"] == "2.35"
+    assert every["white"]["published_written_pct"] == "1.73"
+    assert not any(c.startswith("published_") for c in read_csv(paths[1])[0])
+    text = (tmp_path / "exp5_colored_bg.md").read_text()
+    assert "(paper" not in text and "`exp5.md`" in text
+    assert "(paper 2.35%)" in (tmp_path / "exp5.md").read_text()
 
 
 def test_refuses_a_model_without_text_tower(tmp_path, capsys):

@@ -9,11 +9,15 @@ import pytest
 
 from interp import published
 from interp.naming_tables import (
+    ALL_BACKGROUNDS,
+    COLORED_BG,
     EXPERIMENTS,
+    STROOP_FONT_TEMPLATE,
     confusion,
     errors,
     experiment_table,
     prompts,
+    wilson_interval,
 )
 from stimuli.palette import COLOR_TERMS, IS_ACHROMATIC, color_index
 
@@ -66,12 +70,87 @@ def test_templates_and_sets_exactly_as_designed():
     assert prompts("{}") == list(COLOR_TERMS)
 
 
-def test_experiment5_keeps_only_coloured_backgrounds():
+def test_experiment5_has_an_all_backgrounds_and_a_coloured_only_variant():
     lab = LABELS["stroop"]
-    keep = EXPERIMENTS[5].select(lab)
+    assert EXPERIMENTS[5].variants == (ALL_BACKGROUNDS, COLORED_BG)
+    assert [v.published for v in EXPERIMENTS[5].variants] == [True, False]
+    assert EXPERIMENTS[5].select(lab).all()  # main variant: white backgrounds included
+    keep = EXPERIMENTS[5].select(lab, COLORED_BG)
     assert keep.sum() == 990 - 90  # 11*10*9 triples, 90 of them on white
     assert not (lab["bg_color"][keep] == WHITE).any()
     assert EXPERIMENTS[3].select(lab).all()
+    assert all(len(EXPERIMENTS[n].variants) == 1 for n in (1, 2, 3, 4))
+
+
+def test_experiment5_variants_counts_white_rows_and_totals():
+    exp = EXPERIMENTS[5]
+    every = experiment_table(exp, stub("bg_color"), LABELS["stroop"], ALL_BACKGROUNDS)
+    coloured = experiment_table(exp, stub("bg_color"), LABELS["stroop"], COLORED_BG)
+    assert [r["color"] for r in every] == [r["color"] for r in coloured] == [*COLOR_TERMS, "TOTAL"]
+    assert {r["n_images"] for r in every} == {990} and {r["n_images"] for r in coloured} == {900}
+    # answering the background: the white row counts white backgrounds in the all-bg variant only
+    assert every[WHITE]["n_answers"] == 90 and every[WHITE]["background_pct"] == 100 * 90 / 990
+    assert coloured[WHITE]["n_answers"] == 0 and coloured[WHITE]["background_pct"] == 0
+    assert every[-1]["background_pct"] == coloured[-1]["background_pct"] == 100
+    for rows in (every, coloured):
+        assert sum(r["n_answers"] for r in rows[:-1]) == rows[-1]["n_answers"]
+        assert sum(r["background_pct"] for r in rows[:-1]) == pytest.approx(100)
+    # answering the written word: 90 white words, all on a coloured background
+    written = experiment_table(exp, stub("word"), LABELS["stroop"], COLORED_BG)
+    assert written[WHITE]["written_pct"] == pytest.approx(100 * 90 / 900)
+    assert experiment_table(exp, stub("word"), LABELS["stroop"]) \
+        == experiment_table(exp, stub("word"), LABELS["stroop"], ALL_BACKGROUNDS)
+
+
+def test_experiment5_all_backgrounds_total_equals_experiment3_first_row():
+    """The paper's Table 5 TOTAL = Table 3 row 1: the same prompt on the same (all) images."""
+    rng = np.random.default_rng(0)
+    answers = rng.integers(0, 11, size=990)
+    table3 = experiment_table(EXPERIMENTS[3], lambda s, t: answers, LABELS["stroop"])[0]
+    total5 = experiment_table(EXPERIMENTS[5], lambda s, t: answers, LABELS["stroop"])[-1]
+    assert table3["template"] == STROOP_FONT_TEMPLATE
+    for role in ("background", "font", "written", "none"):
+        for suffix in ("_pct", "_pct_lo", "_pct_hi"):
+            assert total5[role + suffix] == table3[role + suffix]
+    coloured = experiment_table(EXPERIMENTS[5], lambda s, t: answers, LABELS["stroop"],
+                                COLORED_BG)[-1]
+    assert coloured["n_images"] == 900 != table3["n_images"]
+    t4 = published.ROLES[STROOP_FONT_TEMPLATE]
+    assert published.STROOP_COLOURED["TOTAL"] == (t4[1], t4[2], t4[0], t4[3])
+    assert published.STROOP_COLOURED["white"][2] > 0  # paper: white answers on white backgrounds
+
+
+def test_wilson_interval_hand_computed():
+    z2 = 1.959963984540054 ** 2
+    lo, hi = wilson_interval(0, 10)  # lo = 0, hi = z²/(n + z²)
+    assert lo == 0 and hi == pytest.approx(z2 / (10 + z2))
+    assert hi == pytest.approx(0.27753, abs=1e-5)
+    lo, hi = wilson_interval(5, 10)
+    assert (lo, hi) == (pytest.approx(0.23659, abs=1e-5), pytest.approx(0.76341, abs=1e-5))
+    lo, hi = wilson_interval(100, 100)  # lo = n/(n + z²), hi = 1
+    assert lo == pytest.approx(100 / (100 + z2)) and lo == pytest.approx(0.96301, abs=1e-5)
+    assert hi == 1
+    lo, hi = wilson_interval(np.array([1, 0]), np.array([4, 0]))  # vectorised; n = 0 -> NaN
+    assert lo[0] == pytest.approx(0.04558, abs=1e-5) and hi[0] == pytest.approx(0.69936, abs=1e-5)
+    assert np.isnan(lo[1]) and np.isnan(hi[1])
+
+
+@pytest.mark.parametrize("number", [1, 2, 3, 4, 5])
+def test_every_percentage_has_its_wilson_interval_and_n(number):
+    exp = EXPERIMENTS[number]
+    size = len(LABELS[exp.set_name]["bg_color"])
+    answers = np.random.default_rng(number).integers(0, 11, size=size)
+    for variant in exp.variants:
+        rows = experiment_table(exp, lambda s, t: answers, LABELS[exp.set_name], variant)
+        for row in rows:
+            pct = [k for k in row if k.endswith("_pct")]
+            assert pct and row["n_images"] > 0
+            for k in pct:
+                assert row[k + "_lo"] <= row[k] <= row[k + "_hi"]
+                successes = round(row[k] * row["n_images"] / 100)
+                lo, hi = wilson_interval(successes, row["n_images"])
+                assert (row[k + "_lo"], row[k + "_hi"]) == (pytest.approx(100 * lo),
+                                                            pytest.approx(100 * hi))
 
 
 def test_always_background_reads_100_percent_background_in_every_group():
@@ -149,7 +228,8 @@ def test_confusion_and_errors():
     m = confusion(lab["font_color"], lab["word"])
     assert np.trace(m) == 0 and m.sum() == 990
     exp = EXPERIMENTS[5]
-    wrong = errors(exp, exp.templates[0], lab["word"], lab)
+    assert len(errors(exp, exp.templates[0], lab["word"], lab)) == 990  # main: all backgrounds
+    wrong = errors(exp, exp.templates[0], lab["word"], lab, COLORED_BG)
     assert len(wrong) == 900 and (lab["bg_color"][wrong] != WHITE).all()
     assert len(errors(exp, exp.templates[0], lab["font_color"], lab)) == 0
 

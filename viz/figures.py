@@ -109,19 +109,27 @@ def hue_figure(units: np.ndarray, corpus: np.ndarray | None, n_units: int) -> Fi
 
 
 def naming_figure(title: str, rows: list[dict[str, str]]) -> Figure | None:
-    """A naming table (one CSV) as grouped horizontal bars of its percentage columns."""
-    pct = [c for c in rows[0] if _is_pct(c)] if rows else []
+    """A naming table (one CSV) as grouped horizontal bars of its percentage columns, with the
+    `<col>_lo` / `<col>_hi` interval columns (when present) as error bars, not bars."""
+    bounds = {c for c in rows[0] if c.endswith(("_lo", "_hi"))} if rows else set()
+    pct = [c for c in rows[0] if _is_pct(c) and c not in bounds] if rows else []
     if not pct:
         return None
-    text = [c for c in rows[0] if c not in pct and not _numeric(rows, c)]
+    text = [c for c in rows[0] if c not in pct and c not in bounds and not _numeric(rows, c)]
     labels = [" / ".join(r[c] for c in text) for r in rows]
     fig = Figure(figsize=(8, 1.2 + 0.25 * len(rows) * len(pct) ** 0.5), layout="constrained")
     ax = fig.add_subplot()
     height = 0.8 / len(pct)
     y = np.arange(len(rows))
     for j, col in enumerate(pct):
-        values = [_float(r[col]) for r in rows]
+        values = np.array([_float(r[col]) for r in rows])
         ax.barh(y + j * height, values, height, label=col, color=OKABE_ITO[j % len(OKABE_ITO)])
+        if {f"{col}_lo", f"{col}_hi"} <= bounds:
+            lo = np.array([_float(r[f"{col}_lo"]) for r in rows])
+            hi = np.array([_float(r[f"{col}_hi"]) for r in rows])
+            err = np.nan_to_num(np.stack([values - lo, hi - values]).clip(min=0))
+            ax.errorbar(values, y + j * height, xerr=err, fmt="none", ecolor="black",
+                        elinewidth=0.6, capsize=1.5)
     ax.set_yticks(y + 0.4 - height / 2, labels)
     ax.invert_yaxis()
     ax.set_xlabel("%")
