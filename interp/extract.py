@@ -273,7 +273,13 @@ def _record_settings(run: RunDir, loaded, model_settings: dict, stim: dict, dtyp
         for name, s in stim.items()}})
     reports = {name: s.report() for name, s in stim.items() if s.report()}
     run.update({"seeds": {"model": loaded.seed, "stimuli": seed}, "versions": versions(),
-                "stimuli_report": reports})
+                "stimuli_report": reports, "stimuli": provenance(stim)})
+
+
+def provenance(stim: dict) -> dict:
+    """Where each set's images come from (the natural set: bundled photos + caveat, or a folder),
+    merged into run.json's `stimuli.NAME`: a record, not a setting, so resumes never compare it."""
+    return {name: s.provenance() for name, s in stim.items() if hasattr(s, "provenance")}
 
 
 def _open_set(root, d: distributed.Dist, name: str, s, chunk: int, infos):

@@ -23,6 +23,11 @@ EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 #: Colour photographs inside scikit-image's own data folder (no pooch download needed).
 BUNDLED_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg",
                   "ihc.png", "retina.jpg", "rocket.jpg", "motorcycle_left.png")
+#: Bundled photos that are not natural scenes: a telescope field, a stained tissue section, a
+#: fundus photograph.
+NOT_SCENES = ("hubble_deep_field.jpg", "ihc.png", "retina.jpg")
+#: What the bundled natural set changes: the numbers computed from natural images.
+AFFECTED = "CSI, the corpus hue histogram and its Pearson r, and the not-activated / any-word rules"
 #: Side of a bundled crop as a fraction of the photo's short side: smallest and largest.
 CROP_RANGE = (0.3, 1.0)
 RESAMPLE = Image.Resampling.BICUBIC
@@ -33,6 +38,23 @@ REDUCING_GAP = 3.0
 
 def bundled_dir() -> Path:
     return Path(skimage.__file__).parent / "data"
+
+
+def _stems(names: tuple[str, ...]) -> str:
+    return ", ".join(Path(n).stem for n in names)
+
+
+def caveat(short: bool = False) -> str:
+    """The one-line warning every output carries when the natural set is the bundled photos
+    (the only place this text is written: run.json, figures, atlas and cards read it here)."""
+    if short:
+        return (f"Natural set: crops of the {len(BUNDLED_PHOTOS)} photos bundled with "
+                f"scikit-image ({len(NOT_SCENES)} not natural scenes), not ImageNet: {AFFECTED} "
+                "are not comparable with the paper's ImageNet results.")
+    return (f"The natural set is seeded crops of the {len(BUNDLED_PHOTOS)} photos bundled with "
+            f"scikit-image ({_stems(BUNDLED_PHOTOS)}), of which {_stems(NOT_SCENES)} are not "
+            f"natural scenes: {AFFECTED} are not comparable with ImageNet results "
+            "(give --natural-dir with ImageNet-style photos for that).")
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -169,6 +191,15 @@ class NaturalSet(StimulusSet):
         return {**super().spec(), "natural_dir": None if self.folder is None else str(self.folder),
                 "n_sources": len(self.sources),
                 "sources_sha1": hashlib.sha1(listing.encode()).hexdigest()}
+
+    def provenance(self) -> dict:
+        """Where the photos come from, for run.json: `bundled` (with the caveat) or `folder`."""
+        if self.folder is None:
+            return {"provenance": "bundled", "photos": [Path(p).stem for p in self.sources],
+                    "not_natural_scenes": [Path(p).stem for p in NOT_SCENES],
+                    "n_images": len(self), "caveat": caveat()}
+        return {"provenance": "folder", "folder": str(self.folder), "n_photos": len(self.sources),
+                "n_skipped": len(self._skipped), "n_images": len(self)}
 
     def report(self) -> dict:
         if self.folder is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,7 @@ class CardData:
     crops: dict[str, list[tuple]] = field(default_factory=dict)
     fractions: dict[str, np.ndarray] = field(default_factory=dict)
     attributions: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    caveat: str | None = None  # the bundled natural set's note, printed at the bottom
 
 
 def label_fractions(top_index: np.ndarray, top_value: np.ndarray,
@@ -58,7 +60,7 @@ def card_data(run: Path, record: dict, *, with_crops: bool = True) -> CardData:
     run = Path(run)
     group = rundata.open_analysis(run)
     block, unit = record["block"], record["unit"]
-    data = CardData(record=record)
+    data = CardData(record=record, caveat=rundata.natural_caveat(rundata.run_info(run), True))
     for set_name in CARD_SETS:
         data.nf[set_name] = rundata.read_array(group, f"{set_name}/{block}/nf", unit)
         data.crops[set_name] = unit_crops(run, set_name, block, unit) if with_crops else []
@@ -143,6 +145,7 @@ def draw_card(data: CardData) -> Figure:
     """
     bands = [("top", 2.7), ("crops", 4.1), ("bars", 2.4)]
     bands += [("attributions", 2.4)] if data.attributions else []
+    bands += [("caveat", 0.45)] if data.caveat else []
     height = sum(h for _, h in bands)
     fig = Figure(figsize=(12, height))
     top = height
@@ -150,7 +153,7 @@ def draw_card(data: CardData) -> Figure:
         y0, y1 = (top - h) / height, top / height
         top -= h
         {"top": _draw_top, "crops": _draw_crops, "bars": _draw_fractions,
-         "attributions": _draw_attributions}[name](fig, y0, y1, data)
+         "attributions": _draw_attributions, "caveat": _draw_caveat}[name](fig, y0, y1, data)
     return fig
 
 
@@ -230,6 +233,11 @@ def _draw_attributions(fig: Figure, y0: float, y1: float, data: CardData) -> Non
         ax.imshow(image)
         ax.set_title(caption, fontsize=8)
         ax.set_axis_off()
+
+
+def _draw_caveat(fig: Figure, y0: float, y1: float, data: CardData) -> None:
+    fig.text(0.03, (y0 + y1) / 2, textwrap.fill(data.caveat or "", 170), va="center",
+             fontsize=8, color="#8B1A1A")
 
 
 def save_card(data: CardData, out: Path) -> Path:

@@ -10,6 +10,7 @@ import colorsys
 import csv
 import logging
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +155,15 @@ def _float(text: str) -> float:
         return math.nan
 
 
+def footnote(fig: Figure, note: str | None) -> Figure:
+    """Print `note` (e.g. the bundled natural set's caveat) under the figure, wrapped to its width;
+    the figures built from natural images carry it so that no copy of them travels without it."""
+    if note:
+        width = max(60, int(fig.get_figwidth() * 14))
+        fig.supxlabel(textwrap.fill(note, width), fontsize=7.5, color="#8B1A1A")
+    return fig
+
+
 def save(fig: Figure, out: Path, stem: str) -> list[Path]:
     """Write `stem`.png (150 dpi) and `stem`.svg under `out`."""
     out.mkdir(parents=True, exist_ok=True)
@@ -172,10 +182,11 @@ def write_figures(run: Path, units: list[dict] | None = None) -> list[Path]:
     blocks = list(by_block)
     csi = np.stack([csi_fractions(np.array([u["csi"] for u in by_block[b]])) for b in blocks])
     types = np.stack([type_fractions([u["type"] for u in by_block[b]]) for b in blocks])
-    written = [save(csi_figure(blocks, csi), out, "csi_by_block")[0],
-               save(types_figure(blocks, types), out, "types_by_block")[0]]
+    note = rundata.natural_caveat(rundata.run_info(run), short=True)
     unit_hist, corpus, n = hue_data(run, units)
-    written.append(save(hue_figure(unit_hist, corpus, n), out, "hue_histogram")[0])
+    written = [save(footnote(fig, note), out, stem)[0] for fig, stem in (
+        (csi_figure(blocks, csi), "csi_by_block"), (types_figure(blocks, types), "types_by_block"),
+        (hue_figure(unit_hist, corpus, n), "hue_histogram"))]
     for path in sorted((run / "naming").glob("exp*.csv")):
         with open(path, newline="") as f:
             fig = naming_figure(f"Naming {path.stem}", list(csv.DictReader(f)))

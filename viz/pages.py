@@ -91,6 +91,12 @@ class Site:
                 f"background-position:-{x}px -{y}px;"
                 f"background-size:{cols * self.thumb * scale}px {n_rows * self.thumb * scale}px")
 
+    def caveat_html(self, short: bool = True) -> str:
+        """A visible note when the natural set is the bundled photos (numbers not comparable
+        with ImageNet results); empty otherwise."""
+        text = rundata.natural_caveat(self.info, short)
+        return f'<p class="caveat err" role="note"><b>Note:</b> {escape(text)}</p>' if text else ""
+
     def model_name(self) -> str:
         model = self.info.get("model", {})
         return f"{model.get('model', '?')} / {model.get('pretrained', '?')}"
@@ -110,6 +116,7 @@ class Site:
             f'alt="{escape(p.stem)}" loading="lazy"></a></p>' for p in figure_pngs)
         body = f"""<h1>chromadissect atlas: {escape(self.model_name())}</h1>
 <p>{len(units)} units in {len(self.blocks)} blocks. Click a block to browse its units.</p>
+{self.caveat_html(short=False)}
 <h2>Blocks</h2><table id="blocks"><tr><th>block</th><th>units</th>{head}</tr>{''.join(rows)}</table>
 <h2>Figures</h2><div class="figures">{figs}</div>
 <h2>Naming experiments</h2>{self.naming_html()}{self.naming_attributions_html()}
@@ -154,7 +161,7 @@ class Site:
         data = {"page": "block", "block": block, "fields": BLOCK_FIELDS, "units": rows,
                 "cols": self.columns(len(units)), "thumb": self.thumb,
                 "sprites": {s: sprite_path(block, s) for s in ("natural", "stroop")}}
-        body = f"""<h1>{escape(block)}: {len(units)} units</h1>
+        body = f"""<h1>{escape(block)}: {len(units)} units</h1>{self.caveat_html()}
 <div class="controls">
 <label>type <select id="type">
 <option value="all">all ({len(units)})</option>{type_opts}</select></label>
@@ -190,7 +197,7 @@ figure). Hover for numbers, click for the unit page.</p>
                           for k in UNIT_ROWS if k in record)
         body = f"""<h1>{escape(record['unit_id'])}</h1>
 <p class="neighbours">{' · '.join(links)}</p>
-{visual}
+{visual}{self.caveat_html()}
 <h2>Numbers</h2><table id="numbers">{numbers}</table>{self.attribution_html(record['unit_id'])}"""
         crumbs = (f'<a href="{root}index.html">atlas</a> › <a href="../../blocks/{stem}.html">'
                   f'{escape(block)}</a> › <b>{unit}</b>')

@@ -14,6 +14,7 @@ import numpy as np
 import zarr
 
 from interp.errors import ChromaError
+from stimuli import natural
 from stimuli.palette import COLOR_TERMS
 
 TEXT_COLUMNS = {"unit_id", "block", "type", "color_term", "nf_color_term",
@@ -119,3 +120,23 @@ def unit_attributions(run: Path, unit_id: str, index: dict | None = None) -> lis
     entries = index.get("units", {}).get(unit_id, [])
     return [{**e, "path": Path(run) / "attributions" / e["image"]} for e in entries]
 
+
+
+def natural_provenance(info: dict) -> str | None:
+    """`bundled` or `folder` for the run's natural set (run.json; older runs: from natural_dir),
+    None when the run has no natural set."""
+    spec = info.get("stimuli", {}).get("natural")
+    if spec is None:
+        return None
+    return spec.get("provenance") or ("folder" if spec.get("natural_dir") else "bundled")
+
+
+def natural_caveat(info: dict, short: bool = False) -> str | None:
+    """The not-comparable-with-ImageNet note when the natural set is the bundled photos;
+    None otherwise."""
+    return natural.caveat(short) if natural_provenance(info) == "bundled" else None
+
+
+def run_info(run: Path) -> dict:
+    """RUN/run.json as a dict ({} when absent)."""
+    return read_json(Path(run) / "run.json")

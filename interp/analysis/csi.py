@@ -1,9 +1,10 @@
 """Colour selectivity index (Rafegas & Vanrell 2018): CSI = 1 - sum a_gray / sum a, in [0, 1].
 
 a: a unit's top-N activations on natural images; a_gray: its response at the same map location
-to the grayscale version of the same image, paired image by image. The gray re-run renders each
-distinct image once and runs it once with every block hooked, gathering all (unit, image) pairs
-that need it: the cost is the number of distinct images, not units x N.
+to the grayscale version of the same image, paired image by image, both in the store's float16
+and with negative activations counted as 0. The gray re-run renders each distinct image once and
+runs it once with every block hooked, gathering all (unit, image) pairs that need it: the cost
+is the number of distinct images, not units x N.
 """
 
 from __future__ import annotations
@@ -16,17 +17,35 @@ from tqdm import tqdm
 
 from interp.analysis.hue import OPPONENT
 from interp.analysis.rf import Field
+from interp.store import VALUE_DTYPE
 
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma weights
 
 
-def csi(a: np.ndarray, a_gray: np.ndarray) -> np.ndarray:
-    """Per unit (rows) CSI from paired (units, N) activations; NaN where sum a <= 0."""
-    a = np.asarray(a, dtype=np.float64)
+def csi(a: np.ndarray, a_gray: np.ndarray, dtype: np.dtype | None = VALUE_DTYPE) -> np.ndarray:
+    """Per unit (rows) CSI = 1 - sum max(a_gray, 0) / sum max(a, 0) from paired (units, N)
+    activations, clipped to [0, 1]; NaN where sum max(a, 0) <= 0 (never activated).
+
+    Both are first rounded to `dtype` (the store's float16; None: as given): a comes from the
+    store, and an a_gray kept at higher precision would differ from it by rounding alone
+    (about 2e-4), which the clip at 0 turns into a positive bias on gray-invariant units; rounded
+    alike, a unit that ignores colour gives exactly 0. Negative activations count as 0, as in
+    the NF and Eq. 1 (max(a, 0) weights); padding (-inf) of a short top-N counts as 0 too.
+    """
+    a, a_gray = (_nonnegative(x, dtype) for x in (a, a_gray))
     total = a.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        value = 1 - np.asarray(a_gray, dtype=np.float64).sum(axis=1) / total
+        value = 1 - a_gray.sum(axis=1) / total
     return np.where(total > 0, np.clip(value, 0, 1), np.nan)
+
+
+def _nonnegative(x: np.ndarray, dtype: np.dtype | None) -> np.ndarray:
+    """max(x, 0) as float64, after rounding x to `dtype` (NaN stays NaN)."""
+    x = np.asarray(x)
+    if dtype is not None:
+        with np.errstate(over="ignore"):
+            x = x.astype(dtype)
+    return np.maximum(x.astype(np.float64), 0)
 
 
 def luminance_gray(image: np.ndarray) -> np.ndarray:
@@ -71,7 +90,7 @@ class _Gatherer:
                 return
             b, u, y, x = self.want[name]
             x_out = out if isinstance(out, torch.Tensor) else out[0]
-            self.got[name] = x_out[b, u, y, x].float().cpu().numpy()
+            self.got[name] = x_out[b, u, y, x].float().cpu().numpy().astype(VALUE_DTYPE)
         return fn
 
     def __enter__(self):
@@ -91,7 +110,8 @@ def gray_activations(loaded, render: Callable[[int], np.ndarray],
 
     `pairs[block] = (topn_index, topn_loc)`; `loaded` is a LoadedModel (visual, blocks, mean,
     std, device). Each distinct image across all blocks is rendered and run exactly once, in
-    the extraction's `dtype` so that a and a_gray come from the same arithmetic.
+    the extraction's `dtype` so that a and a_gray come from the same arithmetic, and stored
+    rounded to the store's float16 as a is (float32 arrays holding float16 values).
     """
     from interp.extract import autocast, to_input
 
@@ -127,7 +147,8 @@ def opponent_gray_activations(loaded, render: Callable[[int], np.ndarray], block
                               topn_index: np.ndarray, topn_loc: np.ndarray, field: Field,
                               batch_size: int = 32, dtype: str = "float32") -> np.ndarray:
     """a_gray (units, N) of one block with only each receptive field grayed by opponent PCA:
-    one forward per distinct (image, location), shared by the units that need it."""
+    one forward per distinct (image, location), shared by the units that need it; float16
+    values as the store's a."""
     from interp.extract import autocast, to_input
 
     n = topn_index.shape[1]
