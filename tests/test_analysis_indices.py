@@ -6,7 +6,8 @@ import pytest
 from interp.analysis import hue, selectivity, topn
 from interp.analysis.csi import csi, luminance_gray, opponent_pca_gray
 from interp.analysis.steps import stroop_kinds
-from interp.analysis.types import KindResult, Thresholds, classify, is_selective
+from interp.analysis.table import unit_tests
+from interp.analysis.types import KindResult, Thresholds, UnitTests, classify, is_selective
 from stimuli.palette import COLOR_TERMS, PALETTE
 from tests import planted
 
@@ -53,7 +54,7 @@ def _select_all(acts, labels, n=100, perms=200):
     top = topn.stream_topn([(0, acts)], acts.shape[1], n)
     result, null = selectivity.select_all({"b": (top.index, top.value)},
                                           stroop_kinds(labels), len(COLOR_TERMS), perms)
-    return {k: (r["b"], null[k]) for k, r in result.items()}
+    return {k: (r, null[k]) for k, r in result["b"].kinds.items()}
 
 
 def test_permutation_test_finds_planted_and_not_random():
@@ -88,7 +89,8 @@ def test_null_is_the_max_over_blocks():
     _, null_b = selectivity.select_all({"b": (top_b.index, top_b.value)}, kinds, 11, 30)
     _, both = selectivity.select_all({"a": (top_a.index, top_a.value),
                                       "b": (top_b.index, top_b.value)}, kinds, 11, 30)
-    for k in kinds:
+    assert set(both) == {*kinds, selectivity.MULTIMODAL}
+    for k in both:
         np.testing.assert_allclose(both[k], np.maximum(null_a[k], null_b[k]))
 
 
@@ -100,41 +102,50 @@ def test_corrected_p_counts_the_max_null():
 
 # --- types ----------------------------------------------------------------------------------
 
-def _kinds_from(sel):
-    return {k: KindResult(s.best, s.f, s.chance, selectivity.corrected_p(s.stat, null))
-            for k, (s, null) in sel.items()}
+def _unit_tests(acts, labels, n=100, perms=200):
+    top = topn.stream_topn([(0, acts)], acts.shape[1], n)
+    result, null = selectivity.select_all({"b": (top.index, top.value)}, stroop_kinds(labels),
+                                          len(COLOR_TERMS), perms, min_n_eff_fraction=0.25)
+    return unit_tests(result["b"], null)
 
 
 def test_classification_recovers_every_planted_type():
     labels = planted.stroop_labels(2000)
     acts = planted.planted_activations(labels)
-    kinds = _kinds_from(_select_all(acts, labels))
-    stroop_max = acts.max(axis=0)
-    natural_max = np.full(acts.shape[1], 0.6)
-    words_max = np.full(acts.shape[1], 0.5)
-    words_max[planted.PLANTED_COLUMNS.index("any_word")] = 2.4
-    words_max[planted.PLANTED_COLUMNS.index("dead")] = 0.0
-    natural_max[planted.PLANTED_COLUMNS.index("dead")] = 0.0
-    types, terms = classify(kinds, {"natural": natural_max, "stroop": stroop_max,
-                                    "words": words_max})
-    got = dict(zip(planted.PLANTED_COLUMNS, zip(types, terms, strict=True), strict=True))
-    assert got["color_word_red"] == ("color_word", "red")
-    assert got["multimodal_green"] == ("color_multimodal", "green")
-    assert got["color_blue_font"] == ("color_chromatic", "blue")
-    assert got["color_black_bg"] == ("color_achromatic", "black")
-    assert got["any_word"] == ("any_word", "")
-    assert got["dead"] == ("not_activated", "")
+    tests = _unit_tests(acts, labels)
+    col = planted.PLANTED_COLUMNS.index
+    means = {"mean_natural": np.full(acts.shape[1], 0.25), "mean_stroop": acts.mean(axis=0),
+             "mean_words": np.full(acts.shape[1], 0.25)}
+    means["mean_words"][col("any_word")] = 2.2
+    maxima = {"natural": np.full(acts.shape[1], 0.6), "stroop": acts.max(axis=0),
+              "words": np.full(acts.shape[1], 0.5), **means}
+    maxima["words"][col("any_word")] = 2.4
+    for s in ("words", "natural"):
+        maxima[s][col("dead")] = 0.0
+    c = classify(tests, maxima)
+    got = dict(zip(planted.PLANTED_COLUMNS, zip(c.type, c.term, c.modality, strict=True),
+                   strict=True))
+    assert got["color_word_red"] == ("color_word", "red", "")
+    assert got["multimodal_green"] == ("color_multimodal", "green", "")
+    assert got["color_blue_font"] == ("color_chromatic", "blue", "font")
+    assert got["color_black_bg"] == ("color_achromatic", "black", "bg")
+    assert got["any_word"] == ("any_word", "", "")
+    assert got["dead"] == ("not_activated", "", "")
     assert got["random"][0] == "unassigned" and got["random2"][0] == "unassigned"
 
 
+def _results(p, best=0, f=0.0, chance=1 / 11):
+    n = len(p)
+    return KindResult(np.full(n, best), np.full(n, f), np.full(n, chance), np.asarray(p, float))
+
+
 def test_not_activated_rule_and_thresholds_are_parameters():
-    r = KindResult(np.zeros(2, int), np.zeros(2), np.full(2, 1 / 11), np.ones(2))
-    kinds = {k: r for k in ("word", "font", "bg", "color")}
-    types, _ = classify(kinds, {"natural": np.array([1.0, 1.0]), "stroop": np.array([0.4, 0.6])})
-    assert list(types) == ["not_activated", "unassigned"]
-    types, _ = classify(kinds, {"natural": np.array([1.0, 1.0]), "stroop": np.array([0.4, 0.6])},
-                        Thresholds(not_activated_ratio=0.3))
-    assert list(types) == ["unassigned", "unassigned"]
+    r = _results(np.ones(2))
+    tests = UnitTests({k: r for k in ("word", "font", "bg", "color")})
+    maxima = {"natural": np.array([1.0, 1.0]), "stroop": np.array([0.4, 0.6])}
+    assert list(classify(tests, maxima).type) == ["not_activated", "unassigned"]
+    c = classify(tests, maxima, Thresholds(not_activated_ratio=0.3))
+    assert list(c.type) == ["unassigned", "unassigned"]
 
 
 # --- hue and colour terms ----------------------------------------------------------------------

@@ -17,9 +17,10 @@ from interp.errors import ChromaError
 from stimuli import natural
 from stimuli.palette import COLOR_TERMS
 
-TEXT_COLUMNS = {"unit_id", "block", "type", "color_term", "nf_color_term",
-                "best_word", "best_font", "best_bg", "best_color"}
+TEXT_COLUMNS = {"unit_id", "block", "type", "color_term", "color_modality", "nf_color_term",
+                "best_word", "best_font", "best_bg", "best_color", "multimodal_term"}
 LABEL_KINDS = ("word", "font", "bg", "color")
+TERM_PREFIXES = ("best_", "color_term", "nf_", "multimodal_term")  # colour-term columns
 
 
 def load_units(run: Path) -> list[dict]:
@@ -35,7 +36,7 @@ def _parse_row(row: dict[str, str]) -> dict:
     out: dict = {}
     for key, text in row.items():
         if key in TEXT_COLUMNS:
-            out[key] = term_name(text) if key.startswith(("best_", "color_term", "nf_")) else text
+            out[key] = term_name(text) if key.startswith(TERM_PREFIXES) else text
         elif key == "unit":
             out[key] = int(text)
         else:

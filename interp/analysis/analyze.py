@@ -21,15 +21,18 @@ from interp.analysis import steps
 from interp.analysis.csi import csi, gray_activations, opponent_gray_activations
 from interp.analysis.hue import CorpusHue, hue_histogram, pearson_r
 from interp.analysis.rf import Field, block_field
-from interp.analysis.runio import load_set, open_analysis
+from interp.analysis.runio import analysis_path, load_set, open_analysis
 from interp.analysis.table import write_neurons_csv
 from interp.analysis.types import Thresholds
 from interp.errors import ChromaError, UsageError
-from interp.rundir import RunDir
+from interp.rundir import RunDir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 ANALYSED_SETS = ("natural", "stroop", "words", "shapes")
+# Version of what analysis.zarr holds and how it is computed; a store of another version is
+# recomputed, never reused (2: conjunction and colour-family tests, testable units, mean_max).
+FORMAT = 2
 NF_SETS = ("natural", "stroop")
 
 
@@ -44,6 +47,7 @@ class Settings:
     csi_gray: str = "luminance"  # or "opponent": opponent-space PCA of the receptive field only
     nf_max_side: int = 64
     hue_bins: int = 12
+    min_n_eff_fraction: float = 0.25  # testable: n_eff >= max(8, 0.25 N); selectivity.is_testable
     thresholds: Thresholds = field(default_factory=Thresholds)
 
 
@@ -71,6 +75,7 @@ def analyze(run_dir: str | os.PathLike, settings: Settings = Settings(), *,
     root = store.open_store(run.path)
     sets = _check_sets(root, sets)
     with run.lock():
+        _check_format(run)
         recorded = {k: v for k, v in asdict(settings).items() if k != "thresholds"}
         run.check_settings("analyze", recorded)
         run.update({"analysis": {"thresholds": asdict(settings.thresholds)}})
@@ -88,6 +93,22 @@ def analyze(run_dir: str | os.PathLike, settings: Settings = Settings(), *,
                                 "analyze_steps": steps_s}})
     log.info("analysis of %d blocks in %s; table in %s", len(ctx.blocks), ctx.out.store, path)
     return path
+
+
+def _check_format(run: RunDir) -> None:
+    """Start analysis.zarr afresh when it was written by another analysis format."""
+    out = open_analysis(run.path, mode="a")
+    found = out.attrs.get("format")
+    if found != FORMAT and (found is not None or list(out.group_keys())):
+        log.warning("%s was written by analysis format %s; recomputing it with format %d",
+                    analysis_path(run.path), found or 1, FORMAT)
+        out = open_analysis(run.path, mode="w")
+        data = run.read()
+        for section in ("analyze", "analysis"):  # settings and results of the old format
+            data.pop(section, None)
+        write_json_atomic(run.json_path, data)
+    out.attrs["format"] = FORMAT
+    run.update({"analysis": {"format": FORMAT}})
 
 
 class _Context:
@@ -154,7 +175,8 @@ class _Context:
         log.info("colour-label selectivity of %d blocks (%d label shuffles)", len(self.blocks),
                  self.settings.n_permutations)
         steps.selectivity_step(stroop, self.blocks, steps.stroop_kinds(labels),
-                               self.settings.n_permutations, self.settings.permutation_seed)
+                               self.settings.n_permutations, self.settings.permutation_seed,
+                               self.settings.min_n_eff_fraction)
 
     def csi(self) -> None:
         """CSI of every natural block not done yet, from one grayscale pass over their images."""

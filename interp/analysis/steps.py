@@ -15,7 +15,7 @@ from tqdm import tqdm
 from interp.analysis import hue as hue_mod
 from interp.analysis.features import cell_factor, neuron_features
 from interp.analysis.rf import Field
-from interp.analysis.selectivity import select_all
+from interp.analysis.selectivity import MULTIMODAL, select_all
 from interp.analysis.topn import TopN
 from stimuli.palette import COLOR_TERMS
 
@@ -55,19 +55,23 @@ def slabs(arr: zarr.Array) -> Iterator[tuple[int, np.ndarray]]:
 
 
 def topn_step(store_block: zarr.Group, out: zarr.Group, n: int) -> None:
-    """Top-N images per unit (streamed), their argmax locations and the max per unit."""
+    """Top-N images per unit (streamed), their argmax locations, the max per unit and the mean
+    over the set of the per-image max."""
     mx = store_block["max"]
     top = TopN(mx.shape[1], n)
+    total = np.zeros(mx.shape[1])
     with tqdm(total=mx.shape[0], desc=f"top-{n} {store_block.path}", unit="img", leave=False,
               disable=None) as bar:
         for start, rows in slabs(mx):
             top.update(rows, start)
+            total += np.nansum(rows, axis=0, dtype=np.float64)
             bar.update(len(rows))
     loc = gather_locations(store_block["argmax"], top.index)
     write(out, "topn_index", top.index, ("units", "rank"))
     write(out, "topn_value", top.value, ("units", "rank"))
     write(out, "topn_loc", loc, ("units", "rank", "yx"))
     write(out, "max", top.value[:, 0], ("units",))
+    write(out, "mean_max", total / max(1, mx.shape[0]), ("units",))  # for the any-word rule
     mark_done(out, "topn")
 
 
@@ -118,17 +122,27 @@ def stroop_kinds(labels: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
 
 
 def selectivity_step(stroop: zarr.Group, blocks: list[str], kinds: dict[str, list[np.ndarray]],
-                     n_permutations: int, seed: int) -> None:
-    """Eq. 1 of every Stroop label kind for every block, and the permutation null over all units
-    (one pass: each shuffle serves every block and kind)."""
+                     n_permutations: int, seed: int, min_n_eff_fraction: float) -> None:
+    """Eq. 1 of every Stroop label kind for every block, the multimodal conjunction, and the
+    permutation nulls over all testable units (one pass: each shuffle serves every block and
+    kind)."""
     tops = {b: (stroop[b]["topn_index"][:], stroop[b]["topn_value"][:]) for b in blocks}
-    result, null = select_all(tops, kinds, len(COLOR_TERMS), n_permutations, seed)
-    for kind, by_block in result.items():
-        for block, s in by_block.items():
-            g = stroop[block].require_group(f"selectivity/{kind}")
+    result, null = select_all(tops, kinds, len(COLOR_TERMS), n_permutations, seed,
+                              min_n_eff_fraction)
+    for block, r in result.items():
+        sel = stroop[block].require_group("selectivity")
+        write(sel, "n_eff", r.n_eff, ("units",))
+        for kind, s in r.kinds.items():
+            g = sel.require_group(kind)
             for name in ("best", "f", "chance", "stat"):
                 write(g, name, getattr(s, name), ("units",))
-        write(stroop.require_group(f"selectivity_null/{kind}"), "null_max", null[kind],
+        g = sel.require_group(MULTIMODAL)
+        write(g, "term", r.conjunction.term, ("units",))
+        write(g, "stat", r.conjunction.stat, ("units",))
+        write(g, "f", r.conjunction.f, ("units", "kind"))
+        write(g, "chance", r.conjunction.chance, ("units", "kind"))
+    for name, values in null.items():
+        write(stroop.require_group(f"selectivity_null/{name}"), "null_max", values,
               ("permutations",))
     mark_done(stroop, "selectivity")
 
