@@ -12,6 +12,7 @@ import logging
 import os
 import platform
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, nullcontext
 from pathlib import Path
@@ -40,11 +41,60 @@ def uses_channels_last(device: torch.device) -> bool:
     return device.type in ("cuda", "cpu")
 
 
-def prepare(visual: torch.nn.Module, device: torch.device, compile: bool = False):
-    """The callable to run: channels-last where faster, compiled if asked (hooks attached first)."""
-    if uses_channels_last(device):
-        visual = visual.to(memory_format=torch.channels_last)
+def prepare(loaded, device: torch.device, compile: bool = False):
+    """The callable to run: channels-last where faster and the model allows it (see
+    `model_format`), compiled if asked (hooks attached first)."""
+    visual = loaded.visual
+    if model_format(loaded, device) == torch.channels_last:
+        convert_4d(visual, torch.channels_last)  # again: a caller may have changed the format
     return torch.compile(visual) if compile else visual
+
+
+# models decided on: model -> memory format it runs in (a model stays the same kind of model)
+_FORMATS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# towers known to run channels-last (no trial forward): (package, class name)
+CHANNELS_LAST_TOWERS = {("open_clip", "ModifiedResNet"), ("torchvision", "ResNet")}
+
+
+def model_format(loaded, device: torch.device) -> torch.memory_format:
+    """The memory format the model and its inputs use on `device`, decided once per model.
+
+    Channels-last where faster (`uses_channels_last`) and the model runs in it: on first use its
+    4-D weights are converted in place and, unless it is a known ResNet tower, a blank batch is
+    tried; a model that fails then (e.g. a `.view()` of its input) runs NCHW-contiguous.
+    """
+    if not uses_channels_last(device):
+        return torch.contiguous_format
+    fmt = _FORMATS.get(loaded.visual)
+    if fmt is None:
+        fmt = _FORMATS[loaded.visual] = _try_channels_last(loaded, device)
+    return fmt
+
+
+def convert_4d(visual: torch.nn.Module, fmt: torch.memory_format) -> None:
+    """4-D parameters and buffers (conv weights) to `fmt`, in place; others stay as they are
+    (`Module.to(memory_format=...)` would also convert 5-D ones, which channels-last refuses)."""
+    visual._apply(lambda t: t.to(memory_format=fmt) if t.dim() == 4 else t)
+
+
+def _try_channels_last(loaded, device: torch.device) -> torch.memory_format:
+    """Convert the model to channels-last and run two blank images; NCHW if that raises."""
+    visual = loaded.visual
+    convert_4d(visual, torch.channels_last)
+    if (type(visual).__module__.partition(".")[0], type(visual).__name__) in CHANNELS_LAST_TOWERS:
+        return torch.channels_last
+    dtype = next(visual.parameters(), torch.empty(0)).dtype
+    # two images: a .view() merging the batch axis passes channels-last with one image only
+    blank = torch.zeros(2, 3, loaded.image_size, loaded.image_size, device=device, dtype=dtype)
+    try:
+        with torch.inference_mode():
+            visual(blank.contiguous(memory_format=torch.channels_last))
+    except Exception as err:  # noqa: BLE001 - the user's module may raise anything
+        convert_4d(visual, torch.contiguous_format)
+        log.info("%s does not run channels-last (%s: %s); running it NCHW-contiguous",
+                 type(visual).__name__, type(err).__name__, str(err).splitlines()[0][:120])
+        return torch.contiguous_format
+    return torch.channels_last
 
 
 def autocast(device: torch.device, dtype: str):
@@ -86,14 +136,14 @@ class Images(torch.utils.data.Dataset):
 def batch_to_input(images: torch.Tensor, loaded, device: torch.device) -> torch.Tensor:
     """(N, H, W, 3) uint8 or normalised float -> normalised (N, 3, H, W) on the device.
 
-    NHWC memory seen as NCHW is channels-last already: no copy where that format is in use.
+    NHWC memory seen as NCHW is channels-last already: no copy where that format is in use
+    (`model_format`: deciding it the first time converts the model's 4-D weights in place).
     """
     x = images.to(device, non_blocking=True)
     if x.dtype == torch.uint8:
         x = normalize_hwc(x, loaded.mean, loaded.std)
     x = x.permute(0, 3, 1, 2)
-    fmt = torch.channels_last if uses_channels_last(device) else torch.contiguous_format
-    return x.contiguous(memory_format=fmt)
+    return x.contiguous(memory_format=model_format(loaded, device))
 
 
 def to_input(images_uint8: torch.Tensor, loaded, device: torch.device) -> torch.Tensor:
@@ -174,7 +224,7 @@ def reduce_batch(loaded, images_uint8, dtype: str = "float32") -> BlockArrays:
     x = batch_to_input(_as_batch(images_uint8), loaded, device)
     infos = {}
     with reduction_hooks(loaded.blocks) as rec, torch.inference_mode(), autocast(device, dtype):
-        prepare(loaded.visual, device)(x)
+        prepare(loaded, device)(x)
         for b in loaded.blocks:
             r = rec.reductions[b]
             infos[b] = store.BlockInfo(r.max.shape[1], r.map_shape)
@@ -195,7 +245,7 @@ def unit_maps(loaded, images_uint8, units: Sequence[str], dtype: str = "float32"
     x = batch_to_input(_as_batch(images_uint8), loaded, device)
     with reduction_hooks(loaded.blocks, keep) as rec, torch.inference_mode(), \
             autocast(device, dtype):
-        prepare(loaded.visual, device)(x)
+        prepare(loaded, device)(x)
         return {uid: rec.maps[uid].float().cpu().numpy() for uid in units}
 
 
@@ -435,7 +485,7 @@ def _extract_all(run: RunDir, loaded, stim: dict, d, dev, dtype, batch_size, chu
     distributed.barrier(d)
     root = store.open_store(run.path, mode="r+")
     with reduction_hooks(loaded.blocks) as recorder:
-        fn = prepare(loaded.visual, dev, compile)
+        fn = prepare(loaded, dev, compile)
         loop = _Loop(fn, recorder, loaded, infos, dev, dtype)
         for name, s in stim.items():
             g = _open_set(root, d, name, s, chunk, infos)
