@@ -6,7 +6,15 @@ import pytest
 import torch
 import torchvision
 
-from interp.analysis.rf import Axis, Field, exact_field, gradient_support, measured_field
+from interp.analysis.rf import (
+    Axis,
+    Field,
+    block_field,
+    exact_field,
+    gradient_support,
+    measured_field,
+)
+from interp.errors import ChromaError
 from interp.models import tiny_clip
 
 
@@ -64,3 +72,53 @@ def test_non_square_fields_are_measured_per_axis():
     field = Field(Axis(1, -3, 7), Axis(2, -3, 7))
     assert exact_field(net, "2") == field
     assert measured_field(net, "2", 32, (32, 16)) == field
+
+
+def _pooled(grid) -> torch.nn.Module:
+    """3x3 conv features, then adaptive average pooling to `grid`: a map that does not grow."""
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.AdaptiveAvgPool2d(grid)).eval()
+
+
+def _clipped(box, size):
+    y0, y1, x0, x1 = box
+    return max(y0, 0), min(y1, size), max(x0, 0), min(x1, size)
+
+
+@pytest.mark.parametrize("grid,size", [((2, 2), 32), ((7, 3), 30), ((4, 4), 64)])
+def test_fields_of_maps_that_do_not_grow_hold_every_support(grid, size):
+    net = _pooled(grid)
+    field, method = block_field(net, "2", size, grid)
+    assert method == "gradient"
+    for y in range(grid[0]):
+        for x in range(grid[1]):
+            support = gradient_support(net, "2", (size, size), y, x).numpy()
+            inside = np.zeros_like(support)
+            y0, y1, x0, x1 = _clipped(field.box(y, x), size)
+            inside[y0:y1, x0:x1] = True
+            assert support.any() and not (support & ~inside).any(), (y, x)
+
+
+def test_two_by_two_grid_gets_its_quadrants_clipped():
+    field = measured_field(_pooled((2, 2)), "2", 32, (2, 2))
+    assert field == Field(Axis(15, 0, 17), Axis(15, 0, 17))
+    assert field.box(0, 0) == (0, 17, 0, 17) and field.box(1, 1) == (15, 32, 15, 32)
+
+
+def test_global_pooling_is_a_whole_image_field():
+    field = measured_field(_pooled(1), "2", 32, (1, 1))
+    assert field == Field(Axis(0, 0, 32), Axis(0, 0, 32))
+    assert field.box(0, 0) == (0, 32, 0, 32)
+
+
+def test_a_map_without_input_gradient_is_one_clear_error():
+    class Constant(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 2, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(x.detach())
+
+    with pytest.raises(ChromaError, match="no input pixel reaches conv"):
+        measured_field(Constant(), "conv", 16, (16, 16))

@@ -5,7 +5,9 @@ Exact composition of kernels, strides, paddings, dilations and pools for ResNet-
 ResNets): children are walked in registration order, residual blocks (those with a `downsample`
 attribute) take the union of their main path and shortcut. Anything else is measured by
 gradients on a positive copy of the model. Per axis, a map position i covers input pixels
-[scale * i + offset, scale * i + offset + size), possibly beyond the image border.
+[scale * i + offset, scale * i + offset + size), possibly beyond the image border. A map that
+does not grow with its input (behind adaptive or global pooling) is measured at the real input
+size, its boxes clipped by the image: a 1 x 1 map covers the whole image (scale 0).
 """
 
 from __future__ import annotations
@@ -174,6 +176,23 @@ def gradient_support(visual: nn.Module, block: str, image_hw: tuple[int, int],
     """(H, W) bool: input pixels with a non-zero gradient of the sum over channels of `block`'s
     output at (y, x), on a positive copy of the model (no cancellations) by default."""
     net = _positive_copy(visual) if positive else copy.deepcopy(visual).double().eval()
+    return _support(*_block_output(net, block, image_hw), y, x)
+
+
+def _block_output(net: nn.Module, block: str, image_hw: tuple[int, int]
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input image requiring grad, `block`'s output (1, C, h, w)): one forward, stopped there."""
+    # positive, varied input: no cancellations, and no degenerate point of a custom module
+    gen = torch.Generator().manual_seed(0)
+    image = (0.5 + 0.5 * torch.rand(1, 3, *image_hw, generator=gen, dtype=torch.float64))
+    image.requires_grad_(True)
+    return image, _run_to(net, block, image)
+
+
+def _run_to(net: nn.Module, block: str, image: torch.Tensor, tensors: dict | None = None
+            ) -> torch.Tensor:
+    """`block`'s output for `image`: a forward of `net` stopped there (with `tensors` in place
+    of its parameters and buffers, if given)."""
     seen = {}
 
     def hook(_m, _i, out):
@@ -181,43 +200,118 @@ def gradient_support(visual: nn.Module, block: str, image_hw: tuple[int, int],
         raise _Stop
 
     handle = net.get_submodule(block).register_forward_hook(hook)
-    # positive, varied input: no cancellations, and no degenerate point of a custom module
-    gen = torch.Generator().manual_seed(0)
-    image = (0.5 + 0.5 * torch.rand(1, 3, *image_hw, generator=gen, dtype=torch.float64))
-    image.requires_grad_(True)
     try:
-        net(image)
+        if tensors is None:
+            net(image)
+        else:
+            torch.func.functional_call(net, tensors, (image,), strict=False)
     except _Stop:
         pass
     finally:
         handle.remove()
-    seen["out"][0, :, y, x].sum().backward()
-    grad = image.grad[0]
-    return ((grad != 0) | grad.isnan()).any(dim=0)
+    return seen["out"]
 
 
-def _bounds(mask: torch.Tensor) -> tuple[int, int, int, int]:
+def _support(image: torch.Tensor, out: torch.Tensor, y: int, x: int) -> torch.Tensor:
+    """(H, W) bool: pixels of `image` with a non-zero gradient of out[0, :, y, x].sum()."""
+    target = out[0, :, y, x].sum()
+    grad = None
+    if target.requires_grad:  # else the map does not depend on the image at all
+        grad = torch.autograd.grad(target, image, retain_graph=True, allow_unused=True)[0]
+    if grad is None:
+        return torch.zeros(image.shape[-2:], dtype=torch.bool)
+    return ((grad[0] != 0) | grad[0].isnan()).any(dim=0)
+
+
+def _bounds(mask: torch.Tensor, block: str = "") -> tuple[int, int, int, int]:
     ys, xs = torch.nonzero(mask, as_tuple=True)
+    if ys.numel() == 0:
+        raise ChromaError(f"no input pixel reaches {block or 'the block'}; cannot measure its "
+                          "receptive field")
     return int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
 
 
 def measured_field(visual: nn.Module, block: str, image_size: int, map_shape: tuple[int, int],
                    max_doublings: int = 4) -> Field:
     """Geometry measured from gradient supports of two map positions per axis, on an input grown
-    until the field of the central position is not clipped by the border."""
-    size = (image_size, image_size)
+    until the field of the central position is not clipped by the border.
+
+    A map that does not grow with its input (adaptive or global pooling: `map_shape`, the map
+    at `image_size`, stays the same at twice the size) has no field beyond the image; it is
+    measured at `image_size` by `fixed_map_field`, as is a module refusing a larger input.
+    """
+    net = _positive_copy(visual)
+    grown = _map_hw(net, block, 2 * image_size)
+    if grown is None or grown == tuple(map_shape):
+        return fixed_map_field(net, block, image_size)
+    size = image_size
     for _ in range(max_doublings + 1):
-        scale_hw = (size[0] // image_size, size[1] // image_size)
-        h, w = map_shape[0] * scale_hw[0], map_shape[1] * scale_hw[1]
+        image, out = _block_output(net, block, (size, size))
+        h, w = out.shape[-2:]
         cy, cx = h // 2, w // 2
-        a = _bounds(gradient_support(visual, block, size, cy, cx))
-        if a[0] > 0 and a[2] > 0 and a[1] < size[0] and a[3] < size[1]:
-            b = _bounds(gradient_support(visual, block, size, cy + 1, cx + 1))
+        a = _bounds(_support(image, out, cy, cx), block)
+        inside = a[0] > 0 and a[2] > 0 and a[1] < size and a[3] < size
+        if inside and cy + 1 < h and cx + 1 < w:
+            b = _bounds(_support(image, out, cy + 1, cx + 1), block)
             ys, xs = b[0] - a[0], b[2] - a[2]
             return Field(Axis(ys, a[0] - ys * cy, a[1] - a[0]),
                          Axis(xs, a[2] - xs * cx, a[3] - a[2]))
-        size = (size[0] * 2, size[1] * 2)
-    raise ChromaError(f"receptive field of {block} exceeds a {size[0]}-pixel input; cannot measure")
+        size *= 2
+    raise ChromaError(f"receptive field of {block} exceeds a {size // 2}-pixel input; "
+                      "cannot measure")
+
+
+def _map_hw(net: nn.Module, block: str, size: int) -> tuple[int, int] | None:
+    """(h, w) of `block`'s map for a size x size input, on meta tensors (no arithmetic) where
+    the module allows it; None if the module refuses that input size."""
+    image = torch.zeros(1, 3, size, size, dtype=torch.float64)
+    try:
+        tensors = {**dict(net.named_parameters()), **dict(net.named_buffers())}
+        meta = {k: torch.empty_like(v, device="meta") for k, v in tensors.items()}
+        return tuple(_run_to(net, block, image.to("meta"), meta).shape[-2:])
+    except Exception:  # noqa: BLE001 - some modules cannot run on meta tensors
+        pass
+    try:
+        with torch.no_grad():
+            return tuple(_run_to(net, block, image).shape[-2:])
+    except Exception:  # noqa: BLE001 - a module may accept its own input size only
+        return None
+
+
+MAX_FIXED_POSITIONS = 8  # map positions measured per axis of a map that does not grow
+
+
+def fixed_map_field(net: nn.Module, block: str, image_size: int) -> Field:
+    """Field of a map that does not grow with its input, at the real input size: per axis the
+    smallest regular grid of boxes holding the gradient support of every measured position.
+
+    The supports are clipped by the image, so are the boxes: a 2 x 2 grid gets its quadrants
+    (plus the convolutions' margin), a 1 x 1 map (global pooling) the whole image. `net` is a
+    positive copy (`_positive_copy`).
+    """
+    image, out = _block_output(net, block, (image_size, image_size))
+    h, w = out.shape[-2:]
+    ys, xs = _positions(h), _positions(w)
+    along_y = [_bounds(_support(image, out, y, w // 2), block)[:2] for y in ys]
+    along_x = [_bounds(_support(image, out, h // 2, x), block)[2:] for x in xs]
+    return Field(_grid_axis(ys, along_y), _grid_axis(xs, along_x))
+
+
+def _positions(n: int) -> list[int]:
+    """Up to MAX_FIXED_POSITIONS map positions spread over 0 .. n - 1, both ends included."""
+    k = min(n, MAX_FIXED_POSITIONS)
+    return sorted({round(i * (n - 1) / max(k - 1, 1)) for i in range(k)})
+
+
+def _grid_axis(positions: list[int], spans: list[tuple[int, int]]) -> Axis:
+    """Smallest Axis whose interval at each position holds that position's [start, end)."""
+    scale = 0
+    if len(positions) > 1:  # the step between the centres of the first and last support
+        (s0, e0), (s1, e1) = spans[0], spans[-1]
+        scale = round((s1 + e1 - s0 - e0) / 2 / (positions[-1] - positions[0]))
+    offset = min(s - scale * p for p, (s, _e) in zip(positions, spans, strict=True))
+    end = max(e - scale * p for p, (_s, e) in zip(positions, spans, strict=True))
+    return Axis(scale, offset, end - offset)
 
 
 def block_field(visual: nn.Module, block: str, image_size: int,
