@@ -3,11 +3,19 @@
 import numpy as np
 import pytest
 
-from interp.analysis import hue, selectivity, topn
+from interp.analysis import hue, selectivity, sensitivity, topn
 from interp.analysis.csi import csi, luminance_gray, opponent_pca_gray
 from interp.analysis.steps import stroop_kinds
 from interp.analysis.table import unit_tests
-from interp.analysis.types import KindResult, Thresholds, UnitTests, classify, is_selective
+from interp.analysis.types import (
+    TYPES,
+    ConjunctionResult,
+    KindResult,
+    Thresholds,
+    UnitTests,
+    classify,
+    is_selective,
+)
 from stimuli.palette import COLOR_TERMS, PALETTE
 from tests import planted
 
@@ -206,3 +214,131 @@ def test_grayscales():
     np.testing.assert_array_equal(opponent_pca_gray(gray, (-4, 20, 2, 10)), gray)
     out = opponent_pca_gray(rng.integers(0, 256, (16, 16, 3)).astype(np.uint8), (4, 8, 4, 8))
     assert (out[4:8, 4:8, 0] == out[4:8, 4:8, 2]).all()
+
+
+# --- conjunction, null family, testable units, colour modality, sensitivity ---------------------
+
+def test_conjunction_stat_hand_computed():
+    z_word = np.array([[5.0, 1.0, 0.0], [0.0, 3.0, 9.0]])
+    z_font = np.array([[4.0, 6.0, 0.0], [9.0, 2.0, 1.0]])
+    z_bg = np.array([[3.0, 7.0, 8.0], [9.0, 9.0, 0.5]])
+    term, stat = selectivity.conjunction_stat([z_word, z_font, z_bg])
+    np.testing.assert_array_equal(term, [0, 1])  # min per colour: [3, 1, 0] and [0, 2, 0.5]
+    np.testing.assert_allclose(stat, [3.0, 2.0])
+
+
+def _stroop_block(n_images=1100, units=40, n=100, seed=0):
+    labels = planted.stroop_labels(n_images, seed)
+    rng = np.random.default_rng(seed)
+    index = np.stack([rng.choice(n_images, n, replace=False) for _ in range(units)])
+    return labels, index, np.ones((units, n))
+
+
+def test_multimodal_25_25_25_unit_has_the_conjunction_z_by_hand():
+    labels, index, value = _stroop_block()
+    word, font, bg = labels["word"], labels["font_color"], labels["bg_color"]
+    rng = np.random.default_rng(3)
+    green = COLOR_TERMS.index("green")
+    groups = [np.flatnonzero(word == green), np.flatnonzero(font == green),
+              np.flatnonzero(bg == green),
+              np.flatnonzero((word != green) & (font != green) & (bg != green))]
+    index[0] = np.concatenate([rng.choice(g, 25, replace=False) for g in groups])
+    result, null = selectivity.select_all({"b": (index, value)}, stroop_kinds(labels), 11, 50)
+    conj = result["b"].conjunction
+    assert conj.term[0] == green
+    np.testing.assert_allclose(conj.f[0], [0.25, 0.25, 0.25])
+    chance = np.array([(word == green).mean(), (font == green).mean(), (bg == green).mean()])
+    np.testing.assert_allclose(conj.chance[0], chance)
+    z = (0.25 - chance) * 10 / np.sqrt(chance * (1 - chance))  # n_eff = 100
+    np.testing.assert_allclose(conj.stat[0], z.min())
+    assert conj.stat[0] > null[selectivity.MULTIMODAL].max()  # far above every shuffle's max
+    # its colour-present f is 0.5 but no single kind reaches 0.3: a colour type would need 0.35+
+    assert result["b"].kinds["color"].f[0] == pytest.approx(0.5)
+
+
+def test_family_null_is_the_max_over_its_kinds():
+    nulls = {"font": np.array([1.0, 5.0, 2.0]), "bg": np.array([3.0, 1.0, 2.5]),
+             "color": np.array([0.0, 4.0, 4.0]), "word": np.array([9.0, 9.0, 9.0])}
+    np.testing.assert_allclose(selectivity.family_null(nulls, ("font", "bg", "color")),
+                               [3.0, 5.0, 4.0])
+
+
+def test_thin_units_are_untestable_and_left_out_of_the_null():
+    labels, index, value = _stroop_block(units=30)
+    thin = value.copy()
+    thin[:10, 4:] = 0.0  # ten units with 4 positive top-N weights: n_eff = 4
+    kinds = stroop_kinds(labels)
+    _, null_rest = selectivity.select_all({"b": (index[10:], value[10:])}, kinds, 11, 40, 0, 0.25)
+    res, null = selectivity.select_all({"b": (index, thin)}, kinds, 11, 40, 0, 0.25)
+    for k in null:
+        np.testing.assert_allclose(null[k], null_rest[k])  # the thin units set nothing
+    assert not res["b"].testable[:10].any() and res["b"].testable[10:].all()
+    np.testing.assert_allclose(res["b"].n_eff[:10], 4.0)
+    _, null_all = selectivity.select_all({"b": (index, thin)}, kinds, 11, 40, 0, 0.0)
+    assert null_all["word"].mean() > null["word"].mean()  # kept in, they raise the null
+    tests = unit_tests(res["b"], null)
+    assert np.isnan(tests.kinds["word"].p[:10]).all() and np.isnan(tests.multimodal.p[:10]).all()
+    maxima = {s: np.ones(30) for s in ("natural", "stroop", "words")}
+    types = classify(tests, maxima).type
+    assert (types[:10] == "untestable").all()
+
+
+def test_is_testable_floor_and_fraction():
+    n_eff = np.array([0.0, 4.0, 8.0, 24.9, 25.0, 100.0])
+    np.testing.assert_array_equal(selectivity.is_testable(n_eff, 100, 0.25),
+                                  [False, False, False, False, True, True])
+    np.testing.assert_array_equal(selectivity.is_testable(n_eff, 16, 0.25),  # floor of 8
+                                  [False, False, True, True, True, True])
+    np.testing.assert_array_equal(selectivity.is_testable(n_eff, 100, 0.0),
+                                  [False, True, True, True, True, True])
+
+
+def test_colour_modality_font_bg_both_pooled():
+    red, blue = COLOR_TERMS.index("red"), COLOR_TERMS.index("blue")
+    #            unit:  font-only, bg-only, both, pooled-only, font red + bg blue (bg larger)
+    font = KindResult(np.array([red, 0, red, 0, red]), np.array([.4, .1, .4, .1, .3]),
+                      np.full(5, 1 / 11), np.array([.01, 1, .01, 1, .01]))
+    bg = KindResult(np.array([0, red, red, 0, blue]), np.array([.1, .4, .4, .1, .5]),
+                    np.full(5, 1 / 11), np.array([1, .01, .01, 1, .01]))
+    color = KindResult(np.full(5, red), np.array([.45, .45, .8, .4, .5]), np.full(5, 2 / 11),
+                       np.array([.01, .01, .01, .01, .01]))
+    word = KindResult(np.zeros(5, int), np.full(5, .1), np.full(5, 1 / 11), np.ones(5))
+    tests = UnitTests({"word": word, "font": font, "bg": bg, "color": color})
+    c = classify(tests, {s: np.ones(5) for s in ("natural", "stroop", "words")})
+    assert list(c.type) == ["color_chromatic"] * 5
+    assert list(c.term) == ["red", "red", "red", "red", "blue"]
+    assert list(c.modality) == ["font", "bg", "both", "pooled", "bg"]
+    # the font kind alone (p corrected over the family) types the unit: no pooled bar to pass
+    weak = KindResult(color.best, np.full(5, .2), color.chance, np.ones(5))
+    c2 = classify(UnitTests({"word": word, "font": font, "bg": bg, "color": weak}),
+                  {s: np.ones(5) for s in ("natural", "stroop", "words")})
+    assert list(c2.modality) == ["font", "bg", "both", "", "bg"]
+    assert c2.type[3] == "unassigned"
+
+
+def test_sensitivity_grid_counts_every_unit_once_per_setting():
+    labels = planted.stroop_labels(2000)
+    acts = planted.planted_activations(labels)
+    tests = _unit_tests(acts, labels)
+    maxima = {s: np.ones(acts.shape[1]) for s in ("natural", "stroop", "words")}
+    rule_list = sensitivity.rules()
+    assert sum(r.default for r in rule_list) == 1 and rule_list[-1].name == "plain_f"
+    rows = sensitivity.count_rows([("b", tests, maxima)], rule_list)
+    by_setting = {}
+    for r in rows:
+        key = (r["rule"], r["alpha"], r["min_selectivity"])
+        by_setting[key] = by_setting.get(key, 0) + r["count"]
+    assert set(by_setting.values()) == {acts.shape[1]}
+    default = {r["type"]: r["count"] for r in rows if r["default"]}
+    expected = classify(tests, maxima).type
+    assert default == {t: int((expected == t).sum()) for t in TYPES}
+    # with every p at 1 the tested rules type nothing, the plain rule still reads f
+    none = UnitTests({k: KindResult(r.best, r.f, r.chance, np.ones_like(r.f))
+                      for k, r in tests.kinds.items()},
+                     ConjunctionResult(tests.multimodal.term, tests.multimodal.f,
+                                       tests.multimodal.chance, np.ones(acts.shape[1])))
+    rows = sensitivity.count_rows([("b", none, maxima)], rule_list)
+    colour = {(r["rule"], r["alpha"], r["min_selectivity"]): r["count"] for r in rows
+              if r["type"] == "color_chromatic"}
+    assert colour[("plain_f", "", sensitivity.PLAIN_EFFECT)] >= 1
+    assert all(v == 0 for k, v in colour.items() if k[0] == "test")

@@ -2,24 +2,35 @@
 N_UNTUNED untuned units, through the real extraction and `analyze` (issue 9's acceptance test)."""
 
 import csv
+from collections import Counter
 
 import pytest
+import zarr
 
-from interp.analysis.analyze import Settings, analyze
+from interp.analysis.analyze import FORMAT, Settings, analyze
 from interp.extract import extract
 from tests import planted_labels as pl
 
 
 @pytest.fixture(scope="module")
-def rows(tmp_path_factory):
+def run(tmp_path_factory):
     path = tmp_path_factory.mktemp("planted-labels") / "run"
     extract(path, {"model": "tests.planted_labels:build", "pretrained": "none", "seed": 0,
                    "layers": ["units"]}, ["natural", "stroop", "words"],
             samples_per_combo=pl.SPEC["samples_per_combo"], batch_size=110, workers=0,
             stimulus_seed=pl.SPEC["seed"])
     analyze(path, Settings(top_n=pl.TOP_N, n_permutations=200, nf_max_side=8))
-    with open(path / "neurons.csv", newline="") as f:
-        return [r for r in csv.DictReader(f)]
+    return path
+
+
+def _csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def rows(run):
+    return _csv(run / "neurons.csv")
 
 
 @pytest.mark.slow
@@ -59,3 +70,33 @@ def test_untuned_units_stay_unassigned(rows):
     assert len(untuned) == pl.N_UNTUNED
     typed = [r["unit_id"] for r in untuned if r["type"] != "unassigned"]
     assert len(typed) <= 0.005 * pl.N_UNTUNED, typed
+
+
+@pytest.mark.slow
+def test_sensitivity_table_default_equals_the_table(run, rows):
+    table = _csv(run / "figures" / "types_sensitivity.csv")
+    default = {r["type"]: int(r["count"]) for r in table if r["default"] == "1"}
+    counts = Counter(r["type"] for r in rows)
+    assert {t: n for t, n in default.items() if n} == dict(counts)
+    settings = {(r["rule"], r["alpha"], r["min_selectivity"]) for r in table}
+    assert len(settings) == 10  # 3 x 3 grid + the plain f rule
+    # a more lenient effect size keeps every planted word unit
+    lenient = [r for r in table if r["rule"] == "test" and r["min_selectivity"] == "0.1"]
+    for r in lenient:
+        if r["type"] == "color_word":
+            assert int(r["count"]) >= 4
+
+
+@pytest.mark.slow
+def test_old_format_analysis_is_recomputed(run, rows, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    out = zarr.open_group(copy / "analysis.zarr", mode="a")
+    out.attrs["format"] = 1
+    out["stroop/units/selectivity/word/stat"][:] = 0.0  # a stale result must not survive
+    analyze(copy, Settings(top_n=pl.TOP_N, n_permutations=200, nf_max_side=8))
+    again = _csv(copy / "neurons.csv")
+    assert [r["type"] for r in again] == [r["type"] for r in rows]
+    assert zarr.open_group(copy / "analysis.zarr", mode="r").attrs["format"] == FORMAT

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from interp.analysis import sensitivity
 from interp.analysis.selectivity import (
     CONJUNCTION,
     MULTIMODAL,
@@ -31,6 +32,7 @@ COLUMNS = ("unit_id", "block", "unit", "type", "color_term", "color_modality", "
            "max_natural", "max_stroop", "max_words", "max_shapes",
            "mean_natural", "mean_stroop", "mean_words")
 MAX_SETS = ("natural", "stroop", "words", "shapes")
+SENSITIVITY_CSV = "types_sensitivity.csv"
 
 
 def load_nulls(out: zarr.Group) -> dict[str, np.ndarray]:
@@ -80,13 +82,19 @@ def block_maxima(out: zarr.Group, block: str, n: int) -> dict[str, np.ndarray]:
     return maxima | {f"mean_{s}": _column(out, f"{s}/{block}/mean_max", n) for s in MAX_SETS}
 
 
-def block_rows(out: zarr.Group, block: str, nulls: dict, settings) -> list[dict]:
-    """Rows of one block: types from its tests and maxima, plus CSI, hue, NF colour."""
+def block_inputs(out: zarr.Group, block: str, nulls: dict, settings
+                 ) -> tuple[BlockSelectivity, UnitTests, dict[str, np.ndarray]]:
+    """What classifying one block takes: its selectivity arrays, tests and maxima."""
     sel = read_selectivity(out, block, settings.min_n_eff_fraction)
     tests = unit_tests(sel, nulls)
+    return sel, tests, block_maxima(out, block, sel.n_eff.size)
+
+
+def block_rows(out: zarr.Group, block: str, sel: BlockSelectivity, tests: UnitTests,
+               maxima: dict[str, np.ndarray], settings) -> list[dict]:
+    """Rows of one block: types from its tests and maxima, plus CSI, hue, NF colour."""
     kinds, mm = tests.kinds, tests.multimodal
     n = kinds["color"].best.size
-    maxima = block_maxima(out, block, n)
     c = classify(tests, maxima, settings.thresholds)
     nf_set = "natural" if f"natural/{block}/hue_deg" in out else "stroop"
     csi = _column(out, f"natural/{block}/csi", n)
@@ -118,20 +126,23 @@ def _fmt(value) -> str:
 def write_neurons_csv(run_dir: Path, out: zarr.Group, blocks: list[str], sets: list[str],
                       settings) -> Path:
     """Classify every unit and write RUN/neurons.csv atomically; per-block type counts go to
-    run.json."""
+    run.json, the counts under other thresholds to RUN/figures/types_sensitivity.csv."""
     nulls = load_nulls(out)
     path = Path(run_dir) / "neurons.csv"
     tmp = path.with_suffix(".csv.tmp")
-    counts = {}
+    counts, inputs = {}, []
     with open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(COLUMNS)
         for block in blocks:
-            rows = block_rows(out, block, nulls, settings)
+            sel, tests, maxima = block_inputs(out, block, nulls, settings)
+            inputs.append((block, tests, maxima))
             counts[block] = {}
-            for row in rows:
+            for row in block_rows(out, block, sel, tests, maxima, settings):
                 writer.writerow([_fmt(row[c]) for c in COLUMNS])
                 counts[block][row["type"]] = counts[block].get(row["type"], 0) + 1
     tmp.replace(path)
+    sensitivity.write_csv(Path(run_dir) / "figures" / SENSITIVITY_CSV,
+                          sensitivity.count_rows(inputs, sensitivity.rules(settings.thresholds)))
     RunDir(run_dir).update({"analysis": {"types_by_block": counts, "sets": sets}})
     return path
