@@ -5,6 +5,11 @@ permutation test) over synthetic RN50-sized stores (16 blocks, 15,104 units) of 
 Each size is measured in a fresh process (peak RSS = its ru_maxrss); wall and CPU seconds (CPU
 time is the fairer figure on a shared machine). Last line: one JSON object.
     .venv/bin/python bench/analyze.py [--sizes 50000,150000] [--permutations 1000] [--top-n 100]
+
+`--selectivity-only`: the permutation test alone, today's rules against the format-1 rules
+(`reference_select`: four kinds, each with its own bincounts, no conjunction, every unit in the
+null) on the same synthetic top-N of 15,104 units, in alternating rounds; prints the cost ratio.
+    .venv/bin/python bench/analyze.py --selectivity-only [--permutations 1000] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -80,13 +85,70 @@ def measure(path: Path, top_n: int, permutations: int) -> dict:
             "peak_rss_gib": round(peak, 3)}
 
 
+def reference_select(tops, kinds, n_labels: int, n_permutations: int, seed: int = 0) -> dict:
+    """The format-1 permutation test (before issue 9), kept to time against: per shuffle, each
+    kind's Eq. 1 from its own bincounts and the max over all units of its best label's z."""
+    from interp.analysis.selectivity import _Block, base_rates, z_scores
+
+    blocks = [_Block(i, v, n_labels) for i, v in tops.values()]
+    chance = {k: base_rates(c, n_labels) for k, c in kinds.items()}
+    null = {k: np.full(n_permutations, -np.inf) for k in kinds}
+    rng = np.random.default_rng(seed)
+    n_images = next(iter(kinds.values()))[0].size
+    for p in range(n_permutations):
+        perm = rng.permutation(n_images)
+        for blk in blocks:
+            rows = perm[blk.index.ravel()]
+            for kind, codes in kinds.items():
+                z = z_scores(blk.fractions(codes, rows), chance[kind], blk.n_eff)
+                null[kind][p] = max(null[kind][p], z.max(initial=-np.inf))
+    return null
+
+
+def selectivity_only(top_n: int, permutations: int, rounds: int, n_images: int = 495_000
+                     ) -> dict:
+    """CPU seconds of today's test and of the format-1 reference, alternating, same inputs."""
+    from interp.analysis.selectivity import select_all
+    from interp.analysis.steps import stroop_kinds
+
+    rng = np.random.default_rng(0)
+    word = rng.integers(0, 11, n_images)
+    font = (word + rng.integers(1, 11, n_images)) % 11
+    bg = (font + rng.integers(1, 11, n_images)) % 11
+    kinds = stroop_kinds({"word": word, "font_color": font, "bg_color": bg})
+    tops = {}
+    for block, (units, _) in RN50_BLOCKS.items():
+        index = rng.integers(0, n_images, (units, top_n))
+        value = np.sort(np.abs(rng.standard_normal((units, top_n))) + 1, axis=1)[:, ::-1]
+        tops[block] = (index, value.copy())
+    cpu = {"current": [], "reference": []}
+    for _ in range(rounds):
+        for name in ("reference", "current"):
+            start = time.process_time()
+            if name == "current":
+                select_all(tops, kinds, 11, permutations, 0, 0.25)
+            else:
+                reference_select(tops, kinds, 11, permutations)
+            cpu[name].append(round(time.process_time() - start, 2))
+            print(name, cpu[name][-1], "CPU s", flush=True)
+    med = {k: float(np.median(v)) for k, v in cpu.items()}
+    return {"units": sum(u for u, _ in RN50_BLOCKS.values()), "top_n": top_n,
+            "permutations": permutations, "cpu_s": cpu,
+            "ratio_current_over_reference": round(med["current"] / med["reference"], 3)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="50000,150000")
     p.add_argument("--top-n", type=int, default=100)
     p.add_argument("--permutations", type=int, default=1000)
     p.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--selectivity-only", action="store_true")
+    p.add_argument("--rounds", type=int, default=2)
     args = p.parse_args()
+    if args.selectivity_only:
+        print(json.dumps(selectivity_only(args.top_n, args.permutations, args.rounds)))
+        return
     if args.measure:
         print(json.dumps(measure(args.measure, args.top_n, args.permutations)))
         return
