@@ -118,6 +118,10 @@ def crop_caption(set_name: str, labels: dict) -> str:
     return Path(str(source)).name[:28] if source != "" else ""
 
 
+MODALITY_TEXT = {"font": "as font colour", "bg": "as background",
+                 "both": "as font and as background", "pooled": "as font or background, pooled"}
+
+
 def summary_lines(record: dict) -> list[str]:
     """The numbers of a card, one per line."""
     def num(key: str, fmt: str = ".3f") -> str:
@@ -125,7 +129,12 @@ def summary_lines(record: dict) -> list[str]:
         return "—" if not isinstance(value, float) or math.isnan(value) else format(value, fmt)
     lines = [record["unit_id"], f"type: {record.get('type', '?').replace('_', ' ')}"]
     if record.get("color_term"):
-        lines.append(f"colour term: {record['color_term']}")
+        modality = MODALITY_TEXT.get(record.get("color_modality", ""), "")
+        lines.append(f"colour term: {record['color_term']}" + (f" ({modality})" if modality
+                                                              else ""))
+    if record.get("type") == "color_multimodal" or num("p_multimodal") != "—":
+        lines.append(f"multimodal test: {record.get('multimodal_term') or '—'}  "
+                     f"p={num('p_multimodal', '.2g')}  n_eff={num('n_eff', '.0f')}")
     hue = num("hue_deg", ".0f")
     lines += [f"CSI: {num('csi')}", f"hue: {hue}°" if hue != "—" else "hue: —",
               f"NF colour: {record.get('nf_color_term') or '—'}"]

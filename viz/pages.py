@@ -14,14 +14,16 @@ from viz import figures, rundata
 from viz.rundata import term_name
 
 SPRITE_COLUMNS = 64
-BLOCK_FIELDS = ("unit", "type", "csi", "hue_deg", "color_term", "f_word", "f_font", "f_bg",
-                "f_color", "max_natural", "max_stroop", "max_words")
+BLOCK_FIELDS = ("unit", "type", "csi", "hue_deg", "color_term", "color_modality", "f_word",
+                "f_font", "f_bg", "f_color", "max_natural", "max_stroop", "max_words")
 SORT_FIELDS = {"unit": "unit", "csi": "CSI", "f_color": "f colour (font or bg)",
                "f_word": "f written word", "f_font": "f font colour", "f_bg": "f background",
                "max_stroop": "max on Stroop", "max_words": "max on words"}
-UNIT_ROWS = ("type", "color_term", "csi", "hue_deg", "nf_color_term", "best_word", "f_word",
-             "p_word", "best_font", "f_font", "p_font", "best_bg", "f_bg", "p_bg", "best_color",
-             "f_color", "p_color", "max_natural", "max_stroop", "max_words", "max_shapes")
+UNIT_ROWS = ("type", "color_term", "color_modality", "csi", "hue_deg", "nf_color_term",
+             "best_word", "f_word", "p_word", "best_font", "f_font", "p_font", "best_bg", "f_bg",
+             "p_bg", "best_color", "f_color", "p_color", "multimodal_term", "f_mm_word",
+             "f_mm_font", "f_mm_bg", "p_multimodal", "n_eff", "max_natural", "max_stroop",
+             "max_words", "max_shapes", "mean_natural", "mean_stroop", "mean_words")
 
 
 def sprite_path(block: str, set_name: str) -> str:

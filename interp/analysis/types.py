@@ -29,11 +29,14 @@ class Thresholds:
         the label's base rate in the set (about 1/11 for a word, font or background colour,
         2/11 for "colour present" = font or background), so the same number asks the same of
         each kind: f >= 0.27 (3x chance) for a word, font or background, f >= 0.35 for colour
-        present. At N = 100 the significance bar is the tighter one (docs/types.md).
+        present. Effective bars at N = 100 and 15,104 units (docs/types.md): the null's 95%
+        point is z = 6.05 (word) and 6.11 (colour family), i.e. f >= 0.265 / 0.266 at chance 1/11,
+        so this effect bar (0.273) binds for word, font, bg; colour present needs f >= 0.42.
     multimodal_min_selectivity: the effect asked of each of word, font and background of a colour
         multimodal unit, for the colour of its conjunction, 0.1 (f >= 0.18, 2x chance): such a
         unit splits its top-N over three modalities (word, font and background never share a
-        colour in one Stroop image), about 1/4 to 1/3 each.
+        colour in one Stroop image), about 1/4 to 1/3 each. The conjunction's null 95% point at
+        N = 100 and 15,104 units is T = 2.25 (f >= 0.156 each), so this bar (0.182) binds.
     not_activated_ratio: the paper's rule, max on Stroop < 0.5 x max on natural images.
     dead_activation: a unit whose max on every set is at most this is not activated (ReLU dead).
     any_word_drive: an any-word unit's mean response (per-image max, averaged over the set) on
