@@ -6,7 +6,6 @@ Each `*_figure` function takes plain data and returns a matplotlib Figure (no py
 
 from __future__ import annotations
 
-import colorsys
 import csv
 import logging
 import math
@@ -16,8 +15,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from interp.analysis.hue import hue_histogram, pearson_r
+from interp.analysis import hue as hue_mod
+from interp.analysis.hue import hue_histogram
 from interp.analysis.types import Thresholds
+from stimuli.palette import IS_ACHROMATIC, PALETTE
 from viz import rundata
 
 log = logging.getLogger(__name__)
@@ -86,27 +87,70 @@ def types_figure(blocks: list[str], fractions: np.ndarray) -> Figure:
     return fig
 
 
-def hue_figure(units: np.ndarray, corpus: np.ndarray | None, n_units: int) -> Figure:
-    """Fig. 3: hue histogram of colour-selective units (bars in their hue) vs the natural corpus."""
-    bins = len(units)
-    centres = (np.arange(bins) + 0.5) * 360 / bins
-    fig = Figure(figsize=(7, 4), layout="constrained")
+def hue_figure(units: np.ndarray, corpus: np.ndarray | None, n_units: int,
+               edges: np.ndarray | None = None, null: dict | None = None) -> Figure:
+    """Fig. 3: hue histogram of colour-selective units (bars in their opponent hue) vs the
+    natural corpus, the random-crop null's per-bin range as grey bands, r against the null."""
+    edges = hue_mod.as_edges(len(units) if edges is None else edges)
+    width = (edges[-1] - edges[0]) / len(units)
+    centres = hue_mod.bin_centres(edges)
+    fig = Figure(figsize=(7, 4.3), layout="constrained")
     ax = fig.add_subplot()
-    colors = [colorsys.hsv_to_rgb(c / 360, 0.75, 0.9) for c in centres]
-    ax.bar(centres, units * 100, width=360 / bins * 0.9, color=colors, edgecolor="black",
-           linewidth=0.5, label=f"colour-selective units (n={n_units})")
+    x, k = _wrapped(centres, width)
+    ax.bar(x, units[k] * 100, width=width * 0.9, color=[_hue_rgb(c) for c in centres[k]],
+           edgecolor="black", linewidth=0.5, label=f"colour-selective units (n={n_units})")
     title = "Hue of colour-selective units"
+    if null is not None and "hist_lo" in null:
+        lo, hi = np.asarray(null["hist_lo"])[k] * 100, np.asarray(null["hist_hi"])[k] * 100
+        ax.bar(x, hi - lo, bottom=lo, width=width * 0.4, color="0.45", alpha=0.55,
+               label=f"random-crop null NFs ({null.get('interval', 'range')})")
     if corpus is not None:
-        ax.plot(centres, corpus * 100, "o-", color="black", label="natural corpus pixels")
-        r = pearson_r(units, corpus)
-        title += f" vs natural corpus: Pearson r = {r:.3f}" if math.isfinite(r) else ""
+        order = np.argsort(centres)
+        cx = np.concatenate([centres[order] - 360, centres[order], centres[order] + 360])
+        ax.plot(cx, np.tile(corpus[order], 3) * 100, "o-", color="black",
+                label="natural corpus pixels")
+        title += " vs natural corpus" + _r_text(hue_mod.pearson_r(units, corpus), null)
+    palette = hue_mod.palette_hues()
+    ax.scatter(palette, np.zeros(len(palette)), marker="^", s=40, c=PALETTE[~IS_ACHROMATIC] / 255,
+               edgecolors="black", linewidths=0.4, clip_on=False, zorder=3,
+               label="palette colours")
     ax.set_xticks(np.arange(0, 361, 60))
-    ax.set_xlabel("hue (degrees)")
+    ax.set_xlabel(f"opponent hue (degrees); bins of {width:g}° from {edges[0] % 360:g}°")
     ax.set_ylabel("% of units / pixels")
     ax.set_xlim(0, 360)
-    ax.set_title(title)
-    ax.legend(frameon=False)
+    ax.set_ylim(bottom=0)
+    ax.set_title(title, fontsize=10)
+    ax.legend(frameon=False, fontsize=8)
     return fig
+
+
+def _wrapped(centres: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Bar positions on [0, 360] and their bin: a bin across 0 degrees is drawn at both ends."""
+    x, k = [], []
+    for i, c in enumerate(centres):
+        for shift in (-360, 0, 360):
+            if c + shift + width / 2 > 0 and c + shift - width / 2 < 360:
+                x.append(c + shift)
+                k.append(i)
+    return np.array(x), np.array(k)
+
+
+def _r_text(r: float, null: dict | None) -> str:
+    """": Pearson r = x (random-crop null: m [lo, hi])", or "" when r is undefined."""
+    if not math.isfinite(r):
+        return ""
+    text = f": Pearson r = {r:.3f}"
+    if null is not None and math.isfinite(null.get("mean", math.nan)):
+        text += (f"\n(random-crop null: {null['mean']:.3f} [{null['lo']:.3f}, {null['hi']:.3f}],"
+                 f" {null.get('interval', 'range')})")
+    return text
+
+
+def _hue_rgb(deg: float) -> tuple[float, float, float]:
+    """The most saturated mid-grey-centred RGB of opponent hue `deg` (bars in their own hue)."""
+    direction = hue_mod.OPPONENT[1:].T @ [math.cos(math.radians(deg)), math.sin(math.radians(deg))]
+    rgb = 0.5 + 0.5 * direction / np.abs(direction).max()
+    return tuple(float(v) for v in rgb)
 
 
 def naming_figure(title: str, rows: list[dict[str, str]]) -> Figure | None:
@@ -186,7 +230,7 @@ def write_figures(run: Path, units: list[dict] | None = None) -> list[Path]:
     unit_hist, corpus, n = hue_data(run, units)
     written = [save(footnote(fig, note), out, stem)[0] for fig, stem in (
         (csi_figure(blocks, csi), "csi_by_block"), (types_figure(blocks, types), "types_by_block"),
-        (hue_figure(unit_hist, corpus, n), "hue_histogram"))]
+        (hue_figure(unit_hist, corpus, n, **hue_extras(run)), "hue_histogram"))]
     for path in sorted((run / "naming").glob("exp*.csv")):
         with open(path, newline="") as f:
             fig = naming_figure(f"Naming {path.stem}", list(csv.DictReader(f)))
@@ -206,8 +250,22 @@ def hue_data(run: Path, units: list[dict]) -> tuple[np.ndarray, np.ndarray | Non
     cut = Thresholds().color_selective_csi
     hues = np.array([u["hue_deg"] if u.get("csi", math.nan) >= cut else math.nan for u in units])
     n = int(np.isfinite(hues).sum())
-    group = rundata.open_analysis(run)
-    attrs = dict(group["natural"].attrs) if group is not None and "natural" in group else {}
+    attrs = _natural_attrs(run)
     if "unit_hue" in attrs and "corpus_hue" in attrs:
         return np.asarray(attrs["unit_hue"]), np.asarray(attrs["corpus_hue"]), n
     return hue_histogram(hues, HUE_BINS), None, n
+
+
+def hue_extras(run: Path) -> dict:
+    """hue_figure's `edges` and `null` as the analysis stored them (`hue_bins_deg`, `hue_null`);
+    None each when absent (edges then follow hue.hue_bin_edges, as hue_data's fallback does)."""
+    attrs = _natural_attrs(run)
+    edges = attrs.get("hue_bins_deg") if "unit_hue" in attrs else None
+    null = attrs.get("hue_null")
+    return {"edges": None if edges is None else np.asarray(edges),
+            "null": None if null is None else {k: v for k, v in null.items() if k != "key"}}
+
+
+def _natural_attrs(run: Path) -> dict:
+    group = rundata.open_analysis(run)
+    return dict(group["natural"].attrs) if group is not None and "natural" in group else {}

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from interp import store
+from interp.analysis import hue as hue_mod
 from interp.analysis import steps
 from interp.analysis.csi import csi, gray_activations, opponent_gray_activations
-from interp.analysis.hue import CorpusHue, hue_histogram, pearson_r
 from interp.analysis.rf import Field, block_field
 from interp.analysis.runio import analysis_path, load_set, open_analysis
 from interp.analysis.table import write_neurons_csv
@@ -205,28 +205,49 @@ class _Context:
                  len(np.unique(np.concatenate([p[0].ravel() for p in pairs.values()]))))
 
     def corpus_hue(self) -> None:
-        """Hue histogram of the colour-selective units' NFs against the natural corpus pixels."""
+        """Hue histogram of the colour-selective units' NFs against the natural corpus pixels,
+        beside the r of NFs built from random crops (hue.random_crop_null), the baseline r is
+        read against; bins from hue.hue_bin_edges. Also RUN/figures/hue_histogram.csv."""
         if "natural" not in self.sets:
             return
-        g = self.out["natural"]
-        bins = self.settings.hue_bins
-        if "corpus_hue" not in g.attrs:
-            corpus = CorpusHue(bins)
-            stim = self.stim("natural")
+        g, stim = self.out["natural"], self.stim("natural")
+        edges = hue_mod.hue_bin_edges(self.settings.hue_bins)
+        if g.attrs.get("hue_bins_deg") != edges.tolist() or "corpus_hue" not in g.attrs:
+            counts = hue_mod.CorpusHue(edges)
             for i in range(len(stim)):
-                corpus.add(stim.render(i))
-            g.attrs["corpus_hue"] = corpus.histogram().tolist()
+                counts.add(stim.render(i))
+            g.attrs.update({"corpus_hue": counts.histogram().tolist(),
+                            "hue_bins_deg": edges.tolist()})
+        corpus = np.asarray(g.attrs["corpus_hue"])
         cut = self.settings.thresholds.color_selective_csi
-        hues = np.concatenate([
-            np.where(g[b]["csi"][:] >= cut, g[b]["hue_deg"][:], np.nan) for b in self.blocks])
-        units = hue_histogram(hues, bins)
-        r = pearson_r(units, g.attrs["corpus_hue"])
+        chosen = {b: g[b]["csi"][:] >= cut for b in self.blocks}
+        hues = np.concatenate([np.where(chosen[b], g[b]["hue_deg"][:], np.nan)
+                               for b in self.blocks])
+        units = hue_mod.hue_histogram(hues, edges)
+        r = hue_mod.pearson_r(units, corpus)
+        blocks = [hue_mod.NullBlock(g[b]["topn_value"][:][chosen[b]],
+                                    tuple(self.root["natural"][b].attrs["map_shape"]),
+                                    self.field(b)) for b in self.blocks if chosen[b].any()]
+        draws = getattr(self.settings, "hue_null_draws", hue_mod.NULL_DRAWS)
+        seed = getattr(self.settings, "hue_null_seed", hue_mod.NULL_SEED)
+        key = hue_mod.null_key(blocks, edges, len(stim), draws, seed, self.settings.nf_max_side)
+        null = dict(g.attrs.get("hue_null", {}))
+        if null.get("key") != key:  # resumable: same units, weights, bins and seeds: reused
+            t0 = time.perf_counter()
+            null = hue_mod.random_crop_null(stim.render, blocks, len(stim), edges, corpus, draws,
+                                            seed, self.settings.nf_max_side)
+            g.attrs["hue_null"] = null | {"key": key, "seconds": time.perf_counter() - t0}
+        summary = {k: null[k] for k in ("mean", "lo", "hi", "interval", "r", "draws", "seed")}
         g.attrs.update({"unit_hue": units.tolist(), "hue_pearson_r": r,
-                        "hue_bins_deg": np.linspace(0, 360, bins + 1).tolist()})
-        self.run.update({"analysis": {"hue_pearson_r": r, "color_selective_units":
-                                      int(np.isfinite(hues).sum())}})
-        log.info("hue of %d colour-selective units vs natural corpus: Pearson r = %.3f",
-                 int(np.isfinite(hues).sum()), r)
+                        "hue_pearson_r_null": summary})
+        hue_mod.write_histogram_csv(self.run.path / "figures" / "hue_histogram.csv", edges,
+                                    units, corpus, null)
+        n = int(np.isfinite(hues).sum())
+        self.run.update({"analysis": {"hue_pearson_r": r, "hue_pearson_r_null": summary,
+                                      "color_selective_units": n}})
+        log.info("hue of %d colour-selective units vs natural corpus: Pearson r = %.3f "
+                 "(random-crop null: %.3f, %s [%.3f, %.3f])", n, r, summary["mean"],
+                 summary["interval"], summary["lo"], summary["hi"])
 
 
 # --- command line -----------------------------------------------------------------------------
