@@ -178,15 +178,6 @@ def test_dominant_hue_ignores_achromatic_and_padding():
     assert np.isnan(hue.dominant_hue(np.full((4, 4, 3), 0.3)))
 
 
-def test_hue_histogram_and_pearson():
-    h = hue.hue_histogram(np.array([10, 20, 200, np.nan]), 4)
-    np.testing.assert_allclose(h, [2 / 3, 0, 1 / 3, 0])
-    assert hue.pearson_r([1, 2, 3], [2, 4, 6.5]) > 0.99
-    corpus = hue.CorpusHue(12)
-    corpus.add(np.array([[[255, 0, 0], [128, 128, 128]]], dtype=np.uint8))
-    assert corpus.histogram()[1] == 1.0  # red at 30 deg in bin [30, 60); grey ignored
-
-
 def test_nearest_color_term_of_palette_and_centre():
     for name, rgb in zip(COLOR_TERMS, PALETTE, strict=True):
         assert hue.nearest_color_term(np.broadcast_to(rgb / 255, (4, 4, 3))) == name

@@ -100,3 +100,17 @@ def test_old_format_analysis_is_recomputed(run, rows, tmp_path):
     again = _csv(copy / "neurons.csv")
     assert [r["type"] for r in again] == [r["type"] for r in rows]
     assert zarr.open_group(copy / "analysis.zarr", mode="r").attrs["format"] == FORMAT
+
+
+@pytest.mark.slow
+def test_figures_include_the_sensitivity_figure_and_untestable(run, rows):
+    from viz import figures, sensitivity
+
+    written = figures.write_figures(run)
+    assert run / "figures" / "types_sensitivity.png" in written
+    assert (run / "figures" / "types_sensitivity.svg").exists()
+    blocks, types, series = sensitivity.shares(sensitivity.read_rows(run))
+    assert blocks == ["units"] and "untestable" in types and len(series) == 10
+    default = next(v for k, v in series.items() if k[3])
+    assert default["untestable"][0] == pytest.approx(1 / pl.N_UNITS)
+    assert "untestable" in figures.TYPE_ORDER

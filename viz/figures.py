@@ -19,7 +19,7 @@ from interp.analysis import hue as hue_mod
 from interp.analysis.hue import hue_histogram
 from interp.analysis.types import Thresholds
 from stimuli.palette import IS_ACHROMATIC, PALETTE
-from viz import rundata
+from viz import rundata, sensitivity
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,9 @@ OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "
              "#999999", "#000000")
 
 TYPE_ORDER = ("color_chromatic", "color_achromatic", "color_multimodal", "color_word",
-              "any_word", "unassigned", "not_activated")
+              "any_word", "unassigned", "untestable", "not_activated")
 TYPE_COLORS = dict(zip(TYPE_ORDER, ("#D55E00", "#999999", "#CC79A7", "#0072B2", "#56B4E9",
-                                    "#F0E442", "#000000"), strict=True))
+                                    "#F0E442", "#009E73", "#000000"), strict=True))
 TYPE_LABELS = {t: t.replace("color_", "colour ").replace("_", " ") for t in TYPE_ORDER}
 
 #: CSI bins of Fig. 2 (Rafegas & Vanrell 2018 style): none, low, medium, high, very high.
@@ -218,7 +218,8 @@ def save(fig: Figure, out: Path, stem: str) -> list[Path]:
 
 
 def write_figures(run: Path, units: list[dict] | None = None) -> list[Path]:
-    """Fig. 2, 3, 5 and one chart per naming table into RUN/figures/; returns the PNG paths."""
+    """Fig. 2, 3, 5, Fig. 5's robustness and one chart per naming table into RUN/figures/;
+    returns the PNG paths."""
     run = Path(run)
     units = units if units is not None else rundata.load_units(run)
     out = run / "figures"
@@ -231,6 +232,9 @@ def write_figures(run: Path, units: list[dict] | None = None) -> list[Path]:
     written = [save(footnote(fig, note), out, stem)[0] for fig, stem in (
         (csi_figure(blocks, csi), "csi_by_block"), (types_figure(blocks, types), "types_by_block"),
         (hue_figure(unit_hist, corpus, n, **hue_extras(run)), "hue_histogram"))]
+    robustness = sensitivity.sensitivity_figure(sensitivity.read_rows(run))
+    if robustness is not None:
+        written.append(save(footnote(robustness, note), out, "types_sensitivity")[0])
     for path in sorted((run / "naming").glob("exp*.csv")):
         with open(path, newline="") as f:
             fig = naming_figure(f"Naming {path.stem}", list(csv.DictReader(f)))
