@@ -270,6 +270,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csi-gray", choices=("luminance", "opponent"), default="luminance",
                    help="grayscale of the CSI re-run: BT.601 luminance of the whole image "
                    "(default) or opponent-space PCA of the receptive field only")
+    p.add_argument("--min-n-eff-fraction", type=float, default=0.25, metavar="F",
+                   help="a unit is tested when its top-N rests on at least max(8, F x N) "
+                   "effective images; thinner ones are `untestable` and stay out of the "
+                   "permutation nulls (default 0.25; 0 tests every unit that responds)")
     p.add_argument("--nf-size", type=positive_int, default=64, metavar="N",
                    help="largest side of a stored neuron feature, in cells (default 64)")
     p.add_argument("--batch-size", type=positive_int, default=32, metavar="N")
@@ -279,7 +283,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     settings = Settings(top_n=args.top_n, n_permutations=args.permutations,
-                        csi_gray=args.csi_gray, nf_max_side=args.nf_size)
+                        csi_gray=args.csi_gray, nf_max_side=args.nf_size,
+                        min_n_eff_fraction=args.min_n_eff_fraction)
     path = analyze(args.run_dir, settings, sets=args.sets, batch_size=args.batch_size,
                    device=args.device)
     print(path)

@@ -107,7 +107,7 @@ def nf_step(out: zarr.Group, stim, field: Field, max_side: int, desc: str,
     if not with_hue:
         mark_done(out, "nf")
         return
-    hues = np.array([hue_mod.dominant_hue(u) for u in nf])
+    hues = hue_mod.dominant_hues(nf)
     terms = [hue_mod.nearest_color_term(u) for u in nf]
     codes = np.array([COLOR_TERMS.index(t) if t else -1 for t in terms], dtype=np.int8)
     write(out, "hue_deg", hues, ("units",))
