@@ -64,8 +64,9 @@ def test_run_end_to_end_on_tiny_model_and_resume(tmp_path, capsys):
         assert (run / "atlas" / sprite_path(block, "natural")).exists()
     assert len(list((run / "atlas" / "units").rglob("*.html"))) == n_units
     assert sorted(p.name for p in (run / "naming").glob("exp*.csv")) == [
-        f"exp{i}.csv" for i in range(1, 6)]
-    for figure in ("csi_by_block", "types_by_block", "hue_histogram", "naming_exp1"):
+        *(f"exp{i}.csv" for i in range(1, 6)), "exp5_colored_bg.csv"]
+    for figure in ("csi_by_block", "types_by_block", "types_sensitivity", "hue_histogram",
+                   "naming_exp1"):
         assert (run / "figures" / f"{figure}.png").exists()
     # The card of a real unit has its top crops, re-rendered from the run's stimuli.
     assert main(["neuron", str(run), f"{rows[0]['block']}:0"]) == 0
