@@ -114,11 +114,32 @@ def test_null_pairs_distinct_images_few_locations():
         hue.null_pairs(np.random.default_rng(1), 3, 13, pool, (3, 7))
 
 
+def _reference_nfs(images, index, value, loc, field, max_side):
+    """NFs crop by crop: each padded crop's valid pixels summed per f x f cell, weighted."""
+    from interp.analysis.features import cell_factor, nf_shape, padded_crop
+
+    f, (ch, cw) = cell_factor(field.size, max_side), nf_shape(field.size, max_side)
+    out = np.full((*index.shape[:1], ch, cw, 3), np.nan)
+    for u in range(index.shape[0]):
+        sums, counts = np.zeros((ch, cw, 3)), np.zeros((ch, cw))
+        for i, (y, x), w in zip(index[u], loc[u], np.clip(value[u], 0, None), strict=True):
+            crop, valid = padded_crop(images[i], field.box(int(y), int(x)))
+            pad = np.zeros((ch * f, cw * f, 3))
+            ok = np.zeros((ch * f, cw * f))
+            pad[:crop.shape[0], :crop.shape[1]] = np.where(valid[..., None], crop, 0)
+            ok[:crop.shape[0], :crop.shape[1]] = valid
+            sums += w * pad.reshape(ch, f, cw, f, 3).sum(axis=(1, 3))
+            counts += w * ok.reshape(ch, f, cw, f).sum(axis=(1, 3))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[u] = np.where(counts[..., None] > 0, sums / counts[..., None], np.nan)
+    return out
+
+
 @pytest.mark.parametrize("field,map_shape,max_side", [
     (FIELD, (4, 4), 64), (Field(Axis(8, -30, 61), Axis(8, -20, 45)), (3, 3), 16),
     (Field(Axis(1, 0, 1), Axis(1, 0, 1)), (16, 16), 64)])
-def test_integral_nfs_and_batched_hues_match_the_analysis(field, map_shape, max_side):
-    from interp.analysis.features import neuron_features
+def test_summed_area_nfs_and_batched_hues_match_crop_by_crop(field, map_shape, max_side):
+    from interp.analysis.features import integral_image, neuron_features
 
     rng = np.random.default_rng(3)
     images = [_noise(i) for i in range(10)]
@@ -128,10 +149,13 @@ def test_integral_nfs_and_batched_hues_match_the_analysis(field, map_shape, max_
                    axis=-1)
     value = rng.random((7, 6)) - 0.2
     value[2] = -1  # never positive: NaN NF, NaN hue
-    want = neuron_features(images.__getitem__, index, value, loc, field, max_side)
-    got = hue.integral_nfs(lambda i: hue.integral_image(images[i]), index, value, loc, field,
-                           max_side)
+    want = _reference_nfs(images, index, value, loc, field, max_side)
+    got = neuron_features(images.__getitem__, index, value, loc, field, max_side)
     np.testing.assert_allclose(got, want, atol=1e-5)  # NaN where NaN
+    cached = neuron_features(None, index, value, loc, field, max_side, images_per_step=2,
+                             integral=lambda i: integral_image(images[i]))
+    np.testing.assert_allclose(cached, got, atol=1e-6)
+    want = got
     hues = hue.dominant_hues(want)
     np.testing.assert_allclose(hues, [hue.dominant_hue(u) for u in want], atol=1e-9)
     assert np.isnan(hues[2]) and np.isfinite(np.delete(hues, 2)).all()

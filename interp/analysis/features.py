@@ -43,33 +43,49 @@ def nf_shape(size: tuple[int, int], max_side: int = MAX_SIDE) -> tuple[int, int]
     return math.ceil(size[0] / f), math.ceil(size[1] / f)
 
 
-def _cell_sums(crop: np.ndarray, valid: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of valid pixel values and count of valid pixels per f x f cell."""
-    h, w = valid.shape
-    ch, cw = math.ceil(h / f), math.ceil(w / f)
-    values = np.zeros((ch * f, cw * f, 3), dtype=np.float32)
-    counts = np.zeros((ch * f, cw * f), dtype=np.float32)
-    values[:h, :w] = np.where(valid[..., None], crop, 0)
-    counts[:h, :w] = valid
-    return (values.reshape(ch, f, cw, f, 3).sum(axis=(1, 3)),
-            counts.reshape(ch, f, cw, f).sum(axis=(1, 3)))
+def integral_image(image_uint8: np.ndarray) -> np.ndarray:
+    """(h + 1, w + 1, 3) int32 summed-area table of a uint8 image (exact; 0 row and column)."""
+    h, w = image_uint8.shape[:2]
+    ii = np.zeros((h + 1, w + 1, 3), dtype=np.int32)
+    np.cumsum(image_uint8, axis=0, dtype=np.int32, out=ii[1:, 1:])
+    np.cumsum(ii[1:, 1:], axis=1, out=ii[1:, 1:])
+    return ii
+
+
+def cell_sums(ii: np.ndarray, field: Field, keys: np.ndarray, f: int,
+              shape: tuple[int, int]) -> np.ndarray:
+    """(crops, h, w, 4) float32: RGB sums (0-255 units) and valid-pixel counts of the f x f
+    cells of the field's boxes at map locations `keys` (crops, 2), from an integral_image.
+    Pixels outside the image do not count; a few look-ups per cell instead of a copy per crop."""
+    h, w = ii.shape[0] - 1, ii.shape[1] - 1
+
+    def grid(axis, at, size, limit):
+        return np.clip(axis.scale * at[:, None] + axis.offset
+                       + np.minimum(f * np.arange(size + 1), axis.size), 0, limit)
+
+    ys, xs = grid(field.y, keys[:, 0], shape[0], h), grid(field.x, keys[:, 1], shape[1], w)
+    g = ii[ys[:, :, None], xs[:, None, :]]
+    rgb = g[:, 1:, 1:] - g[:, :-1, 1:] - g[:, 1:, :-1] + g[:, :-1, :-1]
+    count = np.diff(ys, axis=1)[:, :, None] * np.diff(xs, axis=1)[:, None, :]
+    return np.concatenate([rgb, count[..., None]], axis=-1).astype(np.float32)
 
 
 def neuron_features(render: Callable[[int], np.ndarray], topn_index: np.ndarray,
                     topn_value: np.ndarray, topn_loc: np.ndarray, field: Field,
-                    max_side: int = MAX_SIDE, desc: str = "NF", images_per_step: int = 16
-                    ) -> np.ndarray:
+                    max_side: int = MAX_SIDE, desc: str = "NF", images_per_step: int = 16,
+                    integral: Callable[[int], np.ndarray] | None = None) -> np.ndarray:
     """NFs (units, h, w, 3) float32 of one block, NaN where no crop had a valid pixel.
 
-    Each distinct image is rendered once and each distinct location in it cropped once, whatever
-    the number of units that share them; a sparse (units x crops) weight matrix then adds the
-    crops' cell sums and valid counts into every unit at once.
+    Each distinct image is rendered once and each distinct location in it summed once (cells
+    from the image's summed-area table), whatever the number of units that share them; a sparse
+    (units x crops) weight matrix then adds them into every unit at once, a few images at a
+    time. `integral(i)`: image i's integral_image when the caller keeps them (default: from
+    `render`).
     """
+    integral = integral or (lambda i: integral_image(render(i)))
     n_units, n = topn_index.shape
-    f = cell_factor(field.size, max_side)
-    shape = nf_shape(field.size, max_side)
-    cells = shape[0] * shape[1]
-    acc = np.zeros((n_units, cells * 4), dtype=np.float32)  # RGB sums, then valid counts
+    f, shape = cell_factor(field.size, max_side), nf_shape(field.size, max_side)
+    acc = np.zeros((n_units, shape[0] * shape[1] * 4), dtype=np.float32)
     w = np.clip(np.asarray(topn_value, dtype=np.float32), 0, None).ravel()
     images = topn_index.ravel()
     units = np.repeat(np.arange(n_units), n)
@@ -79,31 +95,28 @@ def neuron_features(render: Callable[[int], np.ndarray], topn_index: np.ndarray,
     with tqdm(total=len(groups), desc=desc, unit="img", leave=False, disable=None) as bar:
         for first in range(0, len(groups), images_per_step):
             step = groups[first:first + images_per_step]
-            acc += _step_sums(render, step, images, units, locs, w, field, f, n_units)
+            acc += _step_sums(integral, step, images, units, locs, w, field, f, shape, n_units)
             bar.update(len(step))
-    weight = acc[:, cells * 3:].reshape(n_units, *shape)
+    acc = acc.reshape(n_units, *shape, 4)
     with np.errstate(invalid="ignore", divide="ignore"):
-        nf = acc[:, :cells * 3].reshape(n_units, *shape, 3) / weight[..., None]
-    return np.where(weight[..., None] > 0, nf, np.nan).astype(np.float32)
+        nf = acc[..., :3] / (np.float32(255) * acc[..., 3:])
+    return np.where(acc[..., 3:] > 0, nf, np.float32(np.nan)).astype(np.float32)
 
 
-def _step_sums(render, groups, images, units, locs, w, field: Field, f: int,
-               n_units: int) -> np.ndarray:
+def _step_sums(integral, groups, images, units, locs, w, field: Field, f: int,
+               shape: tuple[int, int], n_units: int) -> np.ndarray:
     """(units, cells * 4) weighted cell sums and valid counts of the pairs of a few images."""
-    rows, cols, data, crops = [], [], [], []
+    rows, cols, crops, start = [], [], [], 0
     for group in groups:
-        image = render(int(images[group[0]]))
-        loc_keys, loc_of = np.unique(locs[group], axis=0, return_inverse=True)
-        for y, x in loc_keys:
-            values, counts = _cell_sums(*padded_crop(image, field.box(int(y), int(x))), f)
-            crops.append(np.concatenate([values.ravel(), counts.ravel()]))
+        keys, inv = np.unique(locs[group], axis=0, return_inverse=True)
+        crops.append(cell_sums(integral(int(images[group[0]])), field, keys, f, shape))
         rows.append(units[group])
-        cols.append(len(crops) - len(loc_keys) + loc_of.ravel())
-        data.append(w[group])
-    weights = sparse.csr_matrix((np.concatenate(data), (np.concatenate(rows),
-                                                        np.concatenate(cols))),
-                                shape=(n_units, len(crops)), dtype=np.float32)
-    return np.asarray(weights @ np.stack(crops))
+        cols.append(start + inv.ravel())
+        start += len(keys)
+    weights = sparse.csr_matrix((w[np.concatenate(groups)], (np.concatenate(rows),
+                                                           np.concatenate(cols))),
+                                shape=(n_units, start), dtype=np.float32)
+    return np.asarray(weights @ np.concatenate(crops).reshape(start, -1))
 
 
 def unit_crops(run_dir: str | os.PathLike, set: str, block: str, unit: int, k: int = 9

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from skimage.color import rgb2lab
 
+from interp.analysis.features import integral_image, neuron_features
 from stimuli.palette import COLOR_TERMS, IS_ACHROMATIC, PALETTE
 
 OPPONENT = np.array([
@@ -245,66 +246,6 @@ def null_summary(r: np.ndarray, hists: np.ndarray) -> dict:
             "hist_hi": hists.max(axis=0).tolist()}
 
 
-def integral_image(image_uint8: np.ndarray) -> np.ndarray:
-    """(h + 1, w + 1, 3) int32 summed-area table of a uint8 image (exact; 0 row and column)."""
-    h, w = image_uint8.shape[:2]
-    ii = np.zeros((h + 1, w + 1, 3), dtype=np.int32)
-    np.cumsum(image_uint8, axis=0, dtype=np.int32, out=ii[1:, 1:])
-    np.cumsum(ii[1:, 1:], axis=1, out=ii[1:, 1:])
-    return ii
-
-
-def integral_nfs(integral: Callable[[int], np.ndarray], index: np.ndarray, value: np.ndarray,
-                 loc: np.ndarray, field: Any, max_side: int = 64) -> np.ndarray:
-    """features.neuron_features' NFs (its arguments, with the images' integral_image for their
-    renders; its numbers) from summed-area tables: a crop's cells cost a few look-ups instead of
-    a copy of its box, which keeps the null's many crops cheap."""
-    from scipy import sparse
-
-    from interp.analysis.features import cell_factor, nf_shape
-
-    f, shape = cell_factor(field.size, max_side), nf_shape(field.size, max_side)
-    n_units, n = index.shape
-    images, locs = index.ravel(), loc.reshape(-1, 2).astype(np.int64)
-    units = np.repeat(np.arange(n_units), n)
-    order = np.argsort(images, kind="stable")
-    groups = np.split(order, np.flatnonzero(np.diff(images[order])) + 1)
-    rows, cols, crops, start = [], [], [], 0
-    for group in groups:
-        keys, inv = np.unique(locs[group], axis=0, return_inverse=True)
-        crops.append(_integral_cells(integral(int(images[group[0]])), field, keys, f, shape))
-        rows.append(units[group])
-        cols.append(start + inv.ravel())
-        start += len(keys)
-    w = np.clip(np.asarray(value, dtype=np.float32), 0, None).ravel()
-    weights = sparse.csr_matrix((w[np.concatenate(groups)], (np.concatenate(rows),
-                                                           np.concatenate(cols))),
-                                shape=(n_units, start), dtype=np.float32)
-    acc = np.asarray(weights @ np.concatenate(crops).reshape(start, -1))
-    acc = acc.reshape(n_units, *shape, 4)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        nf = acc[..., :3] / (np.float32(255) * acc[..., 3:])
-    return np.where(acc[..., 3:] > 0, nf, np.float32(np.nan))
-
-
-def _integral_cells(ii: np.ndarray, field: Any, keys: np.ndarray, f: int,
-                    shape: tuple[int, int]) -> np.ndarray:
-    """(crops, h, w, 4) float32 RGB sums (0-255 units) and valid-pixel counts of the f x f cells
-    of the boxes at map locations `keys` (crops, 2), from an integral_image; pixels outside
-    the image do not count."""
-    h, w = ii.shape[0] - 1, ii.shape[1] - 1
-
-    def grid(axis, at, size, limit):
-        return np.clip(axis.scale * at[:, None] + axis.offset
-                       + np.minimum(f * np.arange(size + 1), axis.size), 0, limit)
-
-    ys, xs = grid(field.y, keys[:, 0], shape[0], h), grid(field.x, keys[:, 1], shape[1], w)
-    g = ii[ys[:, :, None], xs[:, None, :]]
-    rgb = g[:, 1:, 1:] - g[:, :-1, 1:] - g[:, 1:, :-1] + g[:, :-1, :-1]
-    count = np.diff(ys, axis=1)[:, :, None] * np.diff(xs, axis=1)[:, None, :]
-    return np.concatenate([rgb, count[..., None]], axis=-1).astype(np.float32)
-
-
 def random_crop_null(render: Callable[[int], np.ndarray], blocks: list[NullBlock],
                      n_images: int, edges: np.ndarray, corpus: np.ndarray,
                      draws: int = NULL_DRAWS, seed: int = NULL_SEED, max_side: int = 64) -> dict:
@@ -317,12 +258,13 @@ def random_crop_null(render: Callable[[int], np.ndarray], blocks: list[NullBlock
     rs, hists, counts = [], [], []
     for d in range(draws):
         pool = null_pool(np.random.default_rng([seed, d]), n_images, n)
-        tables = _cached(lambda i: integral_image(render(i)))
+        tables = _cached(lambda i: integral_image(render(i)))  # pool images serve every block
         hues = []
         for i, b in enumerate(blocks):
             rng = np.random.default_rng([seed, d, i + 1])
             index, loc = null_pairs(rng, len(b.weights), b.weights.shape[1], pool, b.map_shape)
-            nf = integral_nfs(tables, index, b.weights, loc, b.field, max_side)
+            nf = neuron_features(render, index, b.weights, loc, b.field, max_side,
+                                 desc=f"hue null {d + 1}/{draws}", integral=tables)
             hues.extend(dominant_hues(nf))
         hist = hue_histogram(np.array(hues, dtype=np.float64), edges)
         rs.append(pearson_r(hist, corpus))
