@@ -60,10 +60,10 @@ def sensitivity_figure(rows: list[dict[str, str]]) -> Figure | None:
     axes[0].set_ylabel("share of units")
     handles, labels = axes[0].get_legend_handles_labels()
     keep = [i for i, lab in enumerate(labels) if not lab.startswith("_")]
-    fig.legend([handles[i] for i in keep], [labels[i] for i in keep], loc="outside lower center",
-               ncol=3, frameon=False, fontsize=8)
-    fig.suptitle("Unit types per block under other thresholds (grey: alpha in {0.01, 0.05, 0.1} "
-                 "x effect in {0.1, 0.2, 0.3})", fontsize=10)
+    fig.legend([handles[i] for i in keep], [labels[i] for i in keep], loc="outside upper center",
+               ncol=3, frameon=False, fontsize=8, title_fontsize=10,
+               title="Unit types per block under other thresholds (grey: alpha in "
+               "{0.01, 0.05, 0.1} x effect in {0.1, 0.2, 0.3})")
     return fig
 
 
