@@ -49,6 +49,12 @@ def test_planted_f_is_what_was_planted(rows):
         f = float(r[{"word": "f_word", "font_color": "f_font", "bg_color": "f_bg"}[kind]])
         if plant.type != "color_multimodal":
             assert abs(f - share) < 0.02, (plant.name, f)
+    # a real font and background effect pushes the word's f below chance (word, font and bg
+    # never share a colour), so the conjunction stays far from significance: no partial-null
+    # false positive
+    both = rows[pl.unit("both_orange")]
+    assert both["multimodal_term"] != "orange" or float(both["p_multimodal"]) > 0.5
+    assert float(both["f_word"]) < 0.2
     mm = rows[pl.unit("multimodal_green")]
     assert mm["multimodal_term"] == "green"
     for k in ("word", "font", "bg"):
