@@ -18,7 +18,7 @@ from interp.errors import ChromaError, UsageError
 #: subcommand -> module that registers it, in the order `--help` lists them.
 COMMANDS = {
     "run": "interp.run",
-    "stimuli": "stimuli.cli",
+    "stimuli": "interp.stimuli_cmd",
     "extract": "interp.extract",
     "analyze": "interp.analysis.analyze",
     "naming": "interp.naming",

@@ -1,13 +1,7 @@
-"""Errors a user can act on: the CLI prints them as one line, never a traceback."""
+"""Errors a user can act on: the CLI prints them as one line, never a traceback.
 
+The classes live in `stimuli.errors` (the bottom of the import flow stimuli -> interp -> viz)."""
 
-class ChromaError(Exception):
-    """Something went wrong that the user can fix; exit code 1."""
+from stimuli.errors import ChromaError, UsageError
 
-    exit_code = 1
-
-
-class UsageError(ChromaError):
-    """Bad arguments or options; exit code 2."""
-
-    exit_code = 2
+__all__ = ["ChromaError", "UsageError"]

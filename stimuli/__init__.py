@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from interp.errors import UsageError
 from stimuli.base import StimulusSet
+from stimuli.errors import UsageError
 
 SET_NAMES = ("shapes", "stroop", "stroop-white", "words", "natural")
 

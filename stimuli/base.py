@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from interp.errors import UsageError
+from stimuli.errors import UsageError
 
 #: Bump when rendering changes, so that specs (and runs built on them) tell old from new images.
 RENDER_VERSION = 1

@@ -13,8 +13,8 @@ import skimage
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
-from interp.errors import ChromaError, UsageError
 from stimuli.base import StimulusSet
+from stimuli.errors import ChromaError, UsageError
 from stimuli.rng import uniforms
 
 log = logging.getLogger(__name__)
