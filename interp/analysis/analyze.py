@@ -228,8 +228,7 @@ class _Context:
         blocks = [hue_mod.NullBlock(g[b]["topn_value"][:][chosen[b]],
                                     tuple(self.root["natural"][b].attrs["map_shape"]),
                                     self.field(b)) for b in self.blocks if chosen[b].any()]
-        draws = getattr(self.settings, "hue_null_draws", hue_mod.NULL_DRAWS)
-        seed = getattr(self.settings, "hue_null_seed", hue_mod.NULL_SEED)
+        draws, seed = hue_mod.NULL_DRAWS, hue_mod.NULL_SEED
         key = hue_mod.null_key(blocks, edges, len(stim), draws, seed, self.settings.nf_max_side)
         null = dict(g.attrs.get("hue_null", {}))
         if null.get("key") != key:  # resumable: same units, weights, bins and seeds: reused

@@ -59,24 +59,13 @@ def dominant_hue(nf: np.ndarray, chroma_threshold: float = CHROMA_THRESHOLD,
     The peak of the chroma-weighted hue histogram, refined to the chroma-weighted circular mean
     of the pixels within `window_deg` of it (a plain mean would cancel opposite hues).
     """
-    pixels = np.asarray(nf, dtype=np.float64).reshape(-1, 3)
-    pixels = pixels[np.isfinite(pixels).all(axis=1)]
-    hue, chroma = hue_chroma(pixels)
-    keep = chroma >= chroma_threshold
-    if not keep.any():
-        return float("nan")
-    hue, chroma = hue[keep], chroma[keep]
-    counts, edges = np.histogram(hue, bins=int(360 / bin_deg), range=(0, 360), weights=chroma)
-    peak = (edges[counts.argmax()] + bin_deg / 2)
-    near = np.abs((hue - peak + 180) % 360 - 180) <= window_deg
-    rad = np.radians(hue[near])
-    mean = np.arctan2((chroma[near] * np.sin(rad)).sum(), (chroma[near] * np.cos(rad)).sum())
-    return float(np.degrees(mean) % 360)
+    nf = np.asarray(nf, dtype=np.float64)
+    return float(dominant_hues(nf[None], chroma_threshold, bin_deg, window_deg)[0])
 
 
 def dominant_hues(nfs: np.ndarray, chroma_threshold: float = CHROMA_THRESHOLD,
                   bin_deg: float = 10.0, window_deg: float = 30.0) -> np.ndarray:
-    """dominant_hue of every NF of (units, h, w, 3) at once (the same numbers, vectorised)."""
+    """dominant_hue of every NF of (units, h, w, 3) at once: one pass over all their pixels."""
     n_units = len(nfs)
     pixels = np.asarray(nfs).reshape(n_units, -1, 3)
     o2, o3 = _chromatic(pixels)
