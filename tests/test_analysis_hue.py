@@ -36,6 +36,7 @@ def test_default_bins_are_centred_on_the_primaries():
     assert hue.edge_margin(hue.palette_hues(), edges) > 5  # orange: 5.4 below the 75 edge
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_bins", [*range(1, 37), 48, 60, 72])
 def test_no_palette_hue_on_an_edge(n_bins):
     edges = hue.hue_bin_edges(n_bins)
@@ -250,6 +251,7 @@ def run(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_run_records_bins_null_and_table(run):
     from interp.analysis.runio import open_analysis
     from viz import figures
@@ -274,6 +276,7 @@ def test_run_records_bins_null_and_table(run):
     assert "random-crop null" in fig.axes[0].get_title()
 
 
+@pytest.mark.slow
 def test_rerun_reuses_the_null(run, tmp_path, monkeypatch):
     import shutil
 

@@ -13,6 +13,8 @@ from interp.cli import main as cli_main
 from interp.extract import extract
 from tests import planted
 
+pytestmark = pytest.mark.slow  # builds real runs: `make test` runs it, `-m "not slow"` skips it
+
 SETTINGS = Settings(top_n=100, n_permutations=200)
 
 

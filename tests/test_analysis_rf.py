@@ -33,12 +33,14 @@ def tiny_visual():
     return tiny_clip(seed=0).visual
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", ["layer1.0", "layer2.0", "layer3.0", "layer4.0"])
 def test_exact_equals_measured_on_tiny_modified_resnet(tiny_visual, block):
     shape = _map_shape(tiny_visual, block, 64)
     assert exact_field(tiny_visual, block) == measured_field(tiny_visual, block, 64, shape)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", ["layer1.0", "layer2.0"])
 def test_exact_equals_measured_on_torchvision_resnet18(block):
     net = torchvision.models.resnet18().eval()
@@ -46,6 +48,7 @@ def test_exact_equals_measured_on_torchvision_resnet18(block):
     assert exact_field(net, block) == measured_field(net, block, 64, shape)
 
 
+@pytest.mark.slow
 def test_known_field_sizes():
     rn50 = open_clip.create_model("RN50", pretrained=None).visual
     # stem: 3x3 s2, 3x3, 3x3, avgpool 2 -> layer1.0 adds 3x3 at stride 4: 21 px

@@ -20,6 +20,8 @@ from interp.analysis.runio import load_set, open_analysis
 from interp.extract import _FORMATS, extract, model_format, reduce_batch
 from interp.models import load_model
 
+pytestmark = pytest.mark.slow  # builds real runs: `make test` runs it, `-m "not slow"` skips it
+
 SETTINGS = Settings(top_n=8, n_permutations=20)
 LAYERS = {"volume": ["features"], "flatten": ["features"], "grid": ["features", "grid"]}
 SETS = ["natural", "stroop", "words"]

@@ -16,6 +16,8 @@ from interp.cli import main
 from viz import atlas, rundata
 from viz.synthetic import make_synthetic_run
 
+pytestmark = pytest.mark.slow  # builds real runs: `make test` runs it, `-m "not slow"` skips it
+
 BLOCKS = {"layer1.0": 2, "layer2.0": 70}  # layer1.0: one colour unit, one colour-word unit
 THUMB = 10
 

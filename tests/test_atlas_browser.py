@@ -18,7 +18,8 @@ from viz.synthetic import make_synthetic_run
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (test extra)")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium: apt-get install chromium")
+pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="no chromium: apt-get install chromium"),
+              pytest.mark.slow]  # a real browser: `make test` runs it, `-m "not slow"` skips it
 
 BLOCKS = {"layer1.0": 8, "layer2.0": 40}
 ARTIFACTS = Path(os.environ.get("CHROMADISSECT_ARTIFACTS",

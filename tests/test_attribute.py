@@ -24,6 +24,8 @@ from interp.attribute_maps import (
 from interp.models import load_model
 from interp.rundir import RunDir
 
+pytestmark = pytest.mark.slow  # builds real runs: `make test` runs it, `-m "not slow"` skips it
+
 TINY = ["--model", "interp.models:tiny_clip", "--pretrained", "none"]
 
 

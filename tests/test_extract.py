@@ -72,6 +72,7 @@ def reference(reference_run) -> dict[str, np.ndarray]:
     return arrays(reference_run)
 
 
+@pytest.mark.slow
 def test_reference_is_complete_and_readable_by_xarray(reference_run, reference):
     import xarray as xr
 
@@ -86,6 +87,7 @@ def test_reference_is_complete_and_readable_by_xarray(reference_run, reference):
     assert labels["obj_color"].dims == ("images",) and labels.sizes["images"] == N
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9_is_bit_identical(tmp_path, reference):
     cmd = [sys.executable, "-m", "interp.cli", "extract", "--run-dir", str(tmp_path), *ARGS]
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -142,6 +144,7 @@ def test_rerun_skips_and_other_settings_are_refused(tmp_path, reference):
 
 @pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
                     reason="torchrun not installed next to python")
+@pytest.mark.slow
 def test_torchrun_two_ranks_equal_one_process(tmp_path, reference):
     torchrun = str(Path(sys.executable).parent / "torchrun")
     cmd = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "interp.cli", "extract",

@@ -53,6 +53,7 @@ def check_against_direct(loaded, x: torch.Tensor, channels_last: bool) -> None:
         np.testing.assert_allclose(r.mean.numpy(), mean, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_reductions_equal_direct_computation(tiny_loaded, channels_last):
     torch.manual_seed(1)

@@ -88,6 +88,7 @@ def test_rn50_blocks_units_and_quickgelu(rn50):
 @pytest.mark.parametrize("name, n_blocks, n_units, size", [
     ("RN101", 33, 32512, 224), ("RN50x4", 26, 33280, 288), ("RN50x16", 40, 60672, 384),
     ("RN50x64", 64, 131584, 448)])
+@pytest.mark.slow
 def test_bigger_resnets_blocks_on_meta_device(name, n_blocks, n_units, size):
     """Discovery on the real configs without allocating weights (meta tensors carry shapes)."""
     with torch.device("meta"):

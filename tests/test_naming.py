@@ -17,6 +17,8 @@ from interp.naming_report import template_slug
 from interp.naming_tables import EXPERIMENTS, prompts
 from stimuli import get_set
 
+pytestmark = pytest.mark.slow  # builds real runs: `make test` runs it, `-m "not slow"` skips it
+
 TINY = ["--model", "interp.models:tiny_clip", "--pretrained", "none"]
 
 

@@ -87,6 +87,7 @@ def _synthetic(tmp_path, provenance: str):
     return run
 
 
+@pytest.mark.slow
 def test_figures_built_from_natural_images_carry_the_note(tmp_path, monkeypatch):
     notes = []
     real = figures.footnote
@@ -105,6 +106,7 @@ def test_footnote_is_drawn_under_the_figure():
     assert figures.footnote(figures.csi_figure(["a"], np.ones((1, 5)) / 5), None)._supxlabel is None
 
 
+@pytest.mark.slow
 def test_atlas_index_and_unit_pages_show_the_note(tmp_path):
     run = _synthetic(tmp_path, "bundled")
     atlas.build_atlas(run, cards_per_type=0, thumb=8)

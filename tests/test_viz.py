@@ -48,6 +48,7 @@ def test_label_fractions_eq1_by_hand():
     assert f["color"][[white, blue, red]] == pytest.approx([1.0, 0.5, 0.25])
 
 
+@pytest.mark.slow
 def test_write_figures_png_and_svg(run):
     pngs = figures.write_figures(run)
     names = {p.stem for p in pngs}
