@@ -61,7 +61,7 @@ class Site:
     def __init__(self, run: Path, sizes: dict[str, int], thumb: int):
         self.run, self.out, self.sizes, self.thumb = Path(run), Path(run) / "atlas", sizes, thumb
         self.blocks = {b: [n, file_stem(b)] for b, n in sizes.items()}
-        self.info = rundata.read_json(self.run / "run.json")
+        self.info = rundata.run_info(self.run)
         self.attributions = rundata.read_json(self.run / "attributions" / "index.json")
 
     def columns(self, n_units: int) -> int:
