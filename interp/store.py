@@ -1,6 +1,6 @@
 """The activation store `RUN/activations.zarr` (zarr v3): layout, chunk writes, completion marks.
 
-Layout (docs/architecture.md): `{set}/labels/{kind}` (images,), `{set}/{block}/max|mean`
+Layout (docs/formats.md): `{set}/labels/{kind}` (images,), `{set}/{block}/max|mean`
 (images, units) float16, `{set}/{block}/argmax` (images, units, 2) uint8 (y, x), and
 `{set}/complete` (chunks,) uint8: 1 once every array of that chunk of images is durable.
 """
