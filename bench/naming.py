@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from interp.models import load_model  # noqa: E402
-from interp.naming import Naming, write_experiment  # noqa: E402
-from interp.naming_embed import EmbeddingCache, autocast  # noqa: E402
+from interp.naming.embeddings import EmbeddingCache, autocast  # noqa: E402
+from interp.naming.step import Naming, write_experiment  # noqa: E402
 from stimuli import get_set  # noqa: E402
 from stimuli.dataset import normalize  # noqa: E402
 

@@ -499,7 +499,7 @@ def _extract_all(run: RunDir, loaded, stim: dict, d, dev, dtype, batch_size, chu
 # --- command line -----------------------------------------------------------------------------
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from interp.options import (
+    from interp.cli.options import (
         add_data,
         add_execution,
         add_model,
@@ -526,7 +526,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from interp.options import ALL_SETS
+    from interp.cli.options import ALL_SETS
 
     unknown = [s for s in args.sets if s not in ALL_SETS]
     if unknown or not args.sets:

@@ -12,8 +12,7 @@ import zarr
 
 from interp import cli
 from interp.analysis.rf import block_field
-from interp.attribute import top_images
-from interp.attribute_maps import (
+from interp.attribution.maps import (
     BlockOutput,
     SimilarityGap,
     argmax_locations,
@@ -21,6 +20,7 @@ from interp.attribute_maps import (
     unit_attributions,
     without_inplace,
 )
+from interp.attribution.step import top_images
 from interp.models import load_model
 from interp.rundir import RunDir
 

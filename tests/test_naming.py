@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from interp import cli, naming_embed
+from interp import cli
 from interp.models import load_model
-from interp.naming import Naming, write_experiment
-from interp.naming_embed import EmbeddingCache, text_embeddings
-from interp.naming_report import template_slug
-from interp.naming_tables import EXPERIMENTS, prompts
+from interp.naming import embeddings as naming_embed
+from interp.naming.embeddings import EmbeddingCache, text_embeddings
+from interp.naming.experiments import EXPERIMENTS, prompts
+from interp.naming.report import template_slug
+from interp.naming.step import Naming, write_experiment
 from stimuli import get_set
 
 pytestmark = pytest.mark.slow  # builds real runs: `make test` runs it, `-m "not slow"` skips it

@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from interp import published
-from interp.naming_tables import (
+from interp.naming import published
+from interp.naming.experiments import (
     ALL_BACKGROUNDS,
     COLORED_BG,
     EXPERIMENTS,

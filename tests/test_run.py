@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from interp import run as run_cmd
 from interp.cli import build_parser, main
+from interp.cli import run as run_cmd
 from interp.errors import ChromaError
 from viz.pages import sprite_path
 

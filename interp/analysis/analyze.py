@@ -252,7 +252,7 @@ class _Context:
 # --- command line -----------------------------------------------------------------------------
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from interp.options import add_run_dir, add_sets, add_top_n, positive_int
+    from interp.cli.options import add_run_dir, add_sets, add_top_n, positive_int
 
     p = sub.add_parser("analyze", help="top-N, NF, CSI, hue, colour-label selectivity, types "
                        "-> RUN/neurons.csv",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from interp.naming_tables import EXPERIMENTS, Experiment, Variant
+from interp.naming.experiments import EXPERIMENTS, Experiment, Variant
 from stimuli.palette import COLOR_TERMS
 
 NONE_NOTE = {

@@ -15,19 +15,19 @@ import numpy as np
 import torch
 import zarr
 
-from interp import published
+from interp.cli.options import add_data, add_execution, add_model, add_run_dir, csv_list
 from interp.errors import UsageError
 from interp.models import LoadedModel, load_model
-from interp.naming_embed import EmbeddingCache, image_embeddings, require_text_tower
-from interp.naming_report import (
+from interp.naming import published
+from interp.naming.embeddings import EmbeddingCache, image_embeddings, require_text_tower
+from interp.naming.experiments import EXPERIMENTS, Experiment, Variant, confusion, experiment_table
+from interp.naming.report import (
     confusion_figure,
     experiment_markdown,
     table_stem,
     template_slug,
     write_csv,
 )
-from interp.naming_tables import EXPERIMENTS, Experiment, Variant, confusion, experiment_table
-from interp.options import add_data, add_execution, add_model, add_run_dir, csv_list
 from interp.rundir import RunDir
 
 log = logging.getLogger(__name__)

@@ -17,14 +17,14 @@ from interp.errors import ChromaError, UsageError
 
 #: subcommand -> module that registers it, in the order `--help` lists them.
 COMMANDS = {
-    "run": "interp.run",
-    "stimuli": "interp.stimuli_cmd",
+    "run": "interp.cli.run",
+    "stimuli": "interp.cli.stimuli",
     "extract": "interp.extract",
     "analyze": "interp.analysis.analyze",
-    "naming": "interp.naming",
-    "attribute": "interp.attribute",
-    "atlas": "interp.atlas_cmd",
-    "neuron": "interp.neuron",
+    "naming": "interp.naming.step",
+    "attribute": "interp.attribution.step",
+    "atlas": "interp.cli.atlas",
+    "neuron": "interp.cli.neuron",
 }
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from interp.cli.options import add_run_dir, positive_int
 from interp.errors import ChromaError
-from interp.options import add_run_dir, positive_int
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from interp.attribute_maps import (
+from interp.attribution.maps import (
     NAMING_METHODS,
     UNIT_METHODS,
     BlockOutput,
@@ -23,12 +23,7 @@ from interp.attribute_maps import (
     unit_attributions,
     without_inplace,
 )
-from interp.errors import ChromaError, UsageError
-from interp.models import LoadedModel, load_model
-from interp.naming import Naming, model_settings, open_naming
-from interp.naming_report import template_slug
-from interp.naming_tables import EXPERIMENTS, errors
-from interp.options import (
+from interp.cli.options import (
     add_data,
     add_execution,
     add_model,
@@ -37,6 +32,11 @@ from interp.options import (
     csv_list,
     positive_int,
 )
+from interp.errors import ChromaError, UsageError
+from interp.models import LoadedModel, load_model
+from interp.naming.experiments import EXPERIMENTS, errors
+from interp.naming.report import template_slug
+from interp.naming.step import Naming, model_settings, open_naming
 from interp.rundir import RunDir, write_json_atomic
 
 log = logging.getLogger(__name__)

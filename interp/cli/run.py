@@ -11,8 +11,7 @@ import logging
 import time
 from pathlib import Path
 
-from interp.errors import ChromaError
-from interp.options import (
+from interp.cli.options import (
     add_data,
     add_execution,
     add_model,
@@ -21,6 +20,7 @@ from interp.options import (
     add_top_n,
     csv_list,
 )
+from interp.errors import ChromaError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ NOT_FORWARDED = {"help", "run_dir", "steps"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from interp.atlas_cmd import add_atlas_options
+    from interp.cli.atlas import add_atlas_options
     from interp.extract import DEFAULT_SETS
 
     p = sub.add_parser("run", help="the main job: extract, analyze, naming, atlas (resumable)",

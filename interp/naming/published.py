@@ -12,7 +12,7 @@ all-backgrounds variant (exp5.csv) only, never beside the coloured-only one.
 
 from __future__ import annotations
 
-from interp.naming_tables import STROOP_FONT_TEMPLATE
+from interp.naming.experiments import STROOP_FONT_TEMPLATE
 
 OBJ_T = "The color of the object is {}"
 BG_T = "The color of the background is {}"

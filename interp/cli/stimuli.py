@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from interp.cli.options import add_data, add_run_dir, positive_int
 from interp.errors import ChromaError, UsageError
-from interp.options import add_data, add_run_dir, positive_int
 from stimuli import SET_NAMES, StimulusSet, get_set
 from stimuli.fonts import get_font, text_fonts
 

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from interp.errors import ChromaError
 from interp.models import LoadedModel
-from interp.naming_tables import prompts
+from interp.naming.experiments import prompts
 
 log = logging.getLogger(__name__)
 
