@@ -6,7 +6,6 @@ bit); each process (torchrun rank) owns whole chunks; a background thread writes
 
 from __future__ import annotations
 
-import argparse
 import functools
 import logging
 import os
@@ -19,19 +18,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from interp import distributed, store
+from interp import distributed, progress, store
 from interp.errors import UsageError
 from interp.hooks import Recorder, reduction_hooks
 from interp.rundir import MODEL_KEYS, RunDir
 from interp.writer import BlockArrays, ChunkAssembler, ChunkWriter
+from stimuli import SET_NAMES
 
 log = logging.getLogger(__name__)
 
 CHUNK_TARGET_IMAGES = 256
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-DEFAULT_SETS = ("shapes", "stroop", "stroop-white", "words", "natural")
+DEFAULT_SETS = SET_NAMES  # every set
 
 
 # --- running a batch through the hooked model -------------------------------------------------
@@ -304,12 +303,13 @@ def versions() -> dict:
 
 def model_kwargs(settings: dict) -> dict:
     """`load_model` keyword arguments with the defaults filled in, as run.json records them."""
-    defaults = {"model": "RN50", "pretrained": "openai", "seed": 0, "layers": None}
+    from interp.models import DEFAULT_MODEL
+
     given = {k: v for k, v in settings.items() if v is not None}
     unknown = set(given) - set(MODEL_KEYS)
     if unknown:
         raise UsageError(f"unknown model setting(s) {sorted(unknown)}; use {', '.join(MODEL_KEYS)}")
-    return {**defaults, **given}
+    return {**DEFAULT_MODEL, **given}
 
 
 def _record_settings(run: RunDir, loaded, model_settings: dict, stim: dict, dtype: str,
@@ -410,8 +410,8 @@ def _extract_set(loop: _Loop, g, d, s, name: str, chunk: int, batch_size: int, w
                             num_workers=workers, pin_memory=loop.device.type == "cuda")
         chunks = store.ChunkStore(g, store_root)
         writer = ChunkWriter(chunks.write)
-        bar = tqdm(total=n, initial=n - left, unit="img", desc=f"extract {name}",
-                   disable=not d.is_main, dynamic_ncols=True)
+        bar = progress.bar(total=n, initial=n - left, unit="img", desc=f"extract {name}",
+                           hide=not d.is_main)
         try:
             loop.run(loader, writer, n, chunk, bar)
             writer.close()  # raises if a write failed
@@ -427,7 +427,8 @@ def _extract_set(loop: _Loop, g, d, s, name: str, chunk: int, batch_size: int, w
             "images_per_s": round(left / seconds, 2) if left else None, "processes": d.world}
 
 
-def extract(run_dir: str | os.PathLike, model_settings: dict, sets: Sequence[str] = DEFAULT_SETS,
+def extract(run_dir: str | os.PathLike, model_settings: dict | None = None,
+            sets: Sequence[str] = DEFAULT_SETS,
             *, samples_per_combo: int = 500, limit: int | None = None,
             natural_dir: str | os.PathLike | None = None, batch_size: int = 64,
             device: str = "cpu", dtype: str = "float32", workers: int | None = None,
@@ -445,7 +446,7 @@ def extract(run_dir: str | os.PathLike, model_settings: dict, sets: Sequence[str
     d, dev = distributed.init(dev)
     try:
         run = RunDir(run_dir)
-        model_settings = model_kwargs(model_settings)
+        model_settings = model_kwargs(model_settings or {})
         chunk = chunk_size_for(batch_size, chunk_images)
         if workers is None:
             workers = default_workers(dev, d.world)
@@ -494,48 +495,3 @@ def _extract_all(run: RunDir, loaded, stim: dict, d, dev, dtype, batch_size, chu
                 run.update({"timings": {"extract": {name: timing}}})
     if d.is_main:
         log.info("activations of %s are in %s", ", ".join(stim), run.activations)
-
-
-# --- command line -----------------------------------------------------------------------------
-
-def register(sub: argparse._SubParsersAction) -> None:
-    from interp.cli.options import (
-        add_data,
-        add_execution,
-        add_model,
-        add_run_dir,
-        add_sets,
-        positive_int,
-    )
-
-    p = sub.add_parser("extract", help="hooks -> RUN/activations.zarr (resumable)",
-                       description="Run the stimulus sets through the model with hooks on every "
-                       "block and store per image and unit the spatial max, its (y, x) and the "
-                       "mean in RUN/activations.zarr. Rerun the same command to resume.")
-    add_run_dir(p)
-    add_model(p)
-    add_sets(p, DEFAULT_SETS)
-    add_data(p)
-    add_execution(p)
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the hooked model (worth it on GPU)")
-    p.add_argument("--chunk-images", type=positive_int, default=None, metavar="N",
-                   help="images per store chunk, a multiple of --batch-size (default: about "
-                   f"{CHUNK_TARGET_IMAGES})")
-    p.set_defaults(func=main)
-
-
-def main(args: argparse.Namespace) -> int:
-    from interp.cli.options import ALL_SETS
-
-    unknown = [s for s in args.sets if s not in ALL_SETS]
-    if unknown or not args.sets:
-        raise UsageError(f"--sets: unknown set(s) {', '.join(unknown) or '(none)'}; "
-                         f"choose among {', '.join(ALL_SETS)}")
-    extract(args.run_dir, {"model": args.model, "pretrained": args.pretrained, "seed": args.seed,
-                           "layers": args.layers},
-            args.sets, samples_per_combo=args.samples_per_combo, limit=args.limit,
-            natural_dir=args.natural_dir, batch_size=args.batch_size, device=args.device,
-            dtype=args.dtype, workers=args.workers, compile=args.compile,
-            chunk_images=args.chunk_images)
-    return 0

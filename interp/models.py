@@ -26,6 +26,8 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 CLIP_IMAGE_SIZE = 224
 BLOCK_CLASS_NAMES = ("Bottleneck", "BasicBlock")
 MAX_LISTED_MODULES = 40
+#: The model every command uses unless told otherwise (run.json's `model_settings` keys).
+DEFAULT_MODEL = {"model": "RN50", "pretrained": "openai", "seed": 0, "layers": None}
 
 
 @dataclass
@@ -215,8 +217,9 @@ def load_factory(spec: str) -> nn.Module:
     return module
 
 
-def load_model(model: str = "RN50", pretrained: str | os.PathLike | None = "openai", *,
-               seed: int = 0, layers: list[str] | str | None = None,
+def load_model(model: str = DEFAULT_MODEL["model"],
+               pretrained: str | os.PathLike | None = DEFAULT_MODEL["pretrained"], *,
+               seed: int = DEFAULT_MODEL["seed"], layers: list[str] | str | None = None,
                device: str | torch.device = "cpu") -> LoadedModel:
     """Build the model with its weights, find its hook points, put it in eval mode on `device`."""
     dev = resolve_device(device)

@@ -191,3 +191,34 @@ def write_chunk(
         chunks.write(chunk, data)
     finally:
         chunks.close()
+
+
+def to_xarray(run_dir: str | os.PathLike, set_name: str, blocks=None):
+    """One set as a lazy xarray Dataset over dask arrays: `max_B`/`mean_B` (image, unit) and
+    `argmax_B` (image, unit, yx) per block B, labels as `image` coordinates (category names
+    where the kind has names). Only completed chunks hold data (`complete` per chunk)."""
+    import dask.array as da
+    import xarray as xr
+
+    root = open_store(run_dir)
+    if set_name not in root:
+        raise ChromaError(f"{set_name} is not in {Path(run_dir) / 'activations.zarr'}; extract it "
+                          f"first or choose among {', '.join(sorted(root.group_keys()))}")
+    g = root[set_name]
+    names = block_names(root, set_name)
+    unknown = sorted(set(blocks or ()) - set(names))
+    if unknown:
+        raise ChromaError(f"unknown block(s) {', '.join(unknown)}; blocks: {', '.join(names)}")
+    variables = {}
+    for block in blocks or names:
+        dims = ("image", f"unit_{block}")
+        for kind in ("max", "mean"):
+            variables[f"{kind}_{block}"] = (dims, da.from_zarr(g[block][kind]))
+        variables[f"argmax_{block}"] = ((*dims, "yx"), da.from_zarr(g[block]["argmax"]))
+    coords = {}
+    for kind, arr in g["labels"].arrays():
+        values, names_of = arr[:], arr.attrs.get("names")
+        coords[kind] = ("image", np.asarray(names_of, dtype=object)[values] if names_of
+                        else values)
+    return xr.Dataset(variables, coords=coords,
+                      attrs={"set": set_name, "complete": completed_chunks(g).tolist()})

@@ -20,7 +20,7 @@ from interp.attribution.maps import (
     unit_attributions,
     without_inplace,
 )
-from interp.attribution.step import top_images
+from interp.attribution.units import top_images
 from interp.models import load_model
 from interp.rundir import RunDir
 

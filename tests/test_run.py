@@ -1,49 +1,72 @@
-"""`chromadissect run`: options forwarded to each step, and the whole job on the tiny model."""
+"""`chromadissect run`: every given option reaches the steps that take it; the whole job on the\ntiny model."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 
 import pytest
 
+from interp.api import STEPS, Run
 from interp.cli import build_parser, main
-from interp.cli import run as run_cmd
-from interp.errors import ChromaError
+from interp.errors import ChromaError, UsageError
 from viz.pages import sprite_path
 
 TINY = ["--model", "interp.models:tiny_clip", "--pretrained", "none"]
 
 
-def forwarded(argv: list[str]) -> dict[str, list[str]]:
-    args = build_parser().parse_args(["run", "--run-dir", "R", *argv])
-    run_parser, steps = run_cmd.step_parsers()
-    return {name: run_cmd.forwarded_argv(p, args, run_parser) for name, p in steps.items()}
+def forwarded(monkeypatch, argv: list[str]) -> dict[str, dict]:
+    """The options each step method of Run receives from `chromadissect run argv` (run from a
+    fresh temporary directory: the run dir R lands there)."""
+    calls: dict[str, dict] = {}
+    for step in STEPS:
+        monkeypatch.setattr(Run, step, lambda self, _s=step, **kw: calls.__setitem__(_s, kw))
+    assert main(["run", "--run-dir", "R", *argv]) == 0
+    return calls
 
 
-def test_each_step_gets_the_options_it_takes_and_no_defaults():
-    argv = forwarded([*TINY, "--limit", "7", "--top-n", "5", "--batch-size", "8",
-                      "--cards-per-type", "2", "--dtype", "bfloat16"])
-    assert argv["extract"] == ["--run-dir", "R", "--model", "interp.models:tiny_clip",
-                               "--pretrained", "none", "--limit", "7", "--batch-size", "8",
-                               "--dtype", "bfloat16"]
-    assert argv["analyze"] == ["--run-dir", "R", "--top-n", "5", "--batch-size", "8"]
-    assert argv["naming"][:5] == argv["extract"][:5] and "--top-n" not in argv["naming"]
-    assert argv["atlas"] == ["--run-dir", "R", "--cards-per-type", "2"]
-    assert forwarded([])["extract"] == ["--run-dir", "R"]
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
 
 
-def test_lists_are_forwarded_comma_separated():
-    argv = forwarded(["--sets", "stroop,natural", "--layers", "layer1.0,layer4.0"])
-    assert argv["extract"] == ["--run-dir", "R", "--layers", "layer1.0,layer4.0",
-                               "--sets", "stroop,natural"]
-    assert argv["analyze"] == ["--run-dir", "R", "--sets", "stroop,natural"]
+def test_each_step_gets_every_given_option_it_takes_and_nothing_else(monkeypatch):
+    got = forwarded(monkeypatch, [*TINY, "--limit", "7", "--top-n", "5", "--batch-size", "64",
+                                  "--cards-per-type", "2", "--dtype", "bfloat16",
+                                  "--permutations", "50", "--min-n-eff-fraction", "0.1"])
+    model = {"model": "interp.models:tiny_clip", "pretrained": "none"}
+    assert got["extract"] == {**model, "limit": 7, "batch_size": 64, "dtype": "bfloat16"}
+    # 64 is run's default for extract, not analyze's (32): given, it must still reach analyze
+    assert got["analyze"] == {"top_n": 5, "batch_size": 64, "n_permutations": 50,
+                              "min_n_eff_fraction": 0.1}
+    assert got["naming"] == {**model, "limit": 7, "batch_size": 64, "dtype": "bfloat16"}
+    assert got["atlas"] == {"cards_per_type": 2}
+    assert forwarded(monkeypatch, []) == {step: {} for step in STEPS}
 
 
-def test_unknown_step_is_one_line_error(tmp_path, capsys):
-    assert main(["run", "--run-dir", str(tmp_path), "--steps", "extract,plot"]) == 1
+def test_lists_reach_the_steps_as_lists(monkeypatch):
+    got = forwarded(monkeypatch, ["--sets", "stroop,natural", "--layers", "layer1.0,layer4.0",
+                                  "--experiments", "4,5"])
+    assert got["extract"] == {"layers": ["layer1.0", "layer4.0"], "sets": ["stroop", "natural"]}
+    assert got["analyze"] == {"sets": ["stroop", "natural"]}
+    assert got["naming"] == {"layers": ["layer1.0", "layer4.0"], "experiments": ["4", "5"]}
+
+
+def test_every_option_of_a_step_is_an_option_of_run():
+    from interp.api import step_defaults
+    from interp.cli.options import OPTIONS
+
+    run_parser = next(a for a in build_parser()._actions if a.dest == "command").choices["run"]
+    dests = {a.dest for a in run_parser._actions}
+    for step in STEPS:
+        assert {d for d in step_defaults(step) if d in OPTIONS} <= dests, step
+
+
+def test_unknown_step_or_option_is_one_line_usage_error(tmp_path, capsys):
+    assert main(["run", "--run-dir", str(tmp_path), "--steps", "extract,plot"]) == 2
     assert "unknown step 'plot'; steps are extract,analyze,naming,atlas" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="taken by none of the steps extract"):
+        Run(tmp_path).run(["extract"], top_n=5)
 
 
 @pytest.mark.slow
@@ -79,15 +102,17 @@ def test_run_end_to_end_on_tiny_model_and_resume(tmp_path, capsys):
     assert main([*argv, "--steps", "extract,analyze"]) == 0
     assert [p.stat().st_mtime_ns for p in chunks] == stamps
     assert json.loads((run / "run.json").read_text())["timings"]["run"].keys() == set(
-        run_cmd.STEPS)
+        STEPS)
 
 
-def test_naming_without_text_tower_is_skipped_other_errors_are_not(caplog):
-    def no_text_tower(args):
+def test_naming_without_text_tower_is_skipped_other_errors_are_not(tmp_path, caplog,
+                                                                   monkeypatch):
+    def no_text_tower(self, **options):
         raise ChromaError("--model m:f has no text tower, so it cannot name colours; skip naming")
 
-    args = argparse.Namespace(func=no_text_tower)
-    run_cmd.run_step("naming", args)
+    monkeypatch.setattr(Run, "naming", no_text_tower)
+    monkeypatch.setattr(Run, "extract", no_text_tower)
+    Run(tmp_path)._step("naming", {})
     assert "naming skipped" in caplog.text
     with pytest.raises(ChromaError, match="text tower"):
-        run_cmd.run_step("extract", args)
+        Run(tmp_path)._step("extract", {})

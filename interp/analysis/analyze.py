@@ -1,4 +1,4 @@
-"""`chromadissect analyze`: every index of every unit -> RUN/analysis.zarr and RUN/neurons.csv.
+"""The analyze step: every index of every unit -> RUN/analysis.zarr and RUN/neurons.csv.
 
 Order: per set and block, top-N (streamed) and neuron features; Stroop colour-label selectivity;
 CSI from one grayscale re-run of the distinct top-N natural images; hue; unit types; the table.
@@ -7,7 +7,6 @@ Each step of each block is skipped when already done, so a rerun resumes.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import time
@@ -247,44 +246,3 @@ class _Context:
         log.info("hue of %d colour-selective units vs natural corpus: Pearson r = %.3f "
                  "(random-crop null: %.3f, %s [%.3f, %.3f])", n, r, summary["mean"],
                  summary["interval"], summary["lo"], summary["hi"])
-
-
-# --- command line -----------------------------------------------------------------------------
-
-def register(sub: argparse._SubParsersAction) -> None:
-    from interp.cli.options import add_run_dir, add_sets, add_top_n, positive_int
-
-    p = sub.add_parser("analyze", help="top-N, NF, CSI, hue, colour-label selectivity, types "
-                       "-> RUN/neurons.csv",
-                       description="Analyse every unit of the run's activation store: top-N "
-                       "images, receptive-field crops and neuron features, colour selectivity "
-                       "index, hue, colour-label selectivity (Eq. 1) with permutation tests and "
-                       "unit types. Writes RUN/analysis.zarr and RUN/neurons.csv; resumable. "
-                       "The model is the run's own (no --model needed).")
-    add_run_dir(p)
-    add_sets(p, ANALYSED_SETS)
-    add_top_n(p)
-    p.add_argument("--permutations", type=positive_int, default=1000, metavar="N",
-                   help="label shuffles of the selectivity test (default 1000)")
-    p.add_argument("--csi-gray", choices=("luminance", "opponent"), default="luminance",
-                   help="grayscale of the CSI re-run: BT.601 luminance of the whole image "
-                   "(default) or opponent-space PCA of the receptive field only")
-    p.add_argument("--min-n-eff-fraction", type=float, default=0.25, metavar="F",
-                   help="a unit is tested when its top-N rests on at least max(8, F x N) "
-                   "effective images; thinner ones are `untestable` and stay out of the "
-                   "permutation nulls (default 0.25; 0 tests every unit that responds)")
-    p.add_argument("--nf-size", type=positive_int, default=64, metavar="N",
-                   help="largest side of a stored neuron feature, in cells (default 64)")
-    p.add_argument("--batch-size", type=positive_int, default=32, metavar="N")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:K (grayscale re-run)")
-    p.set_defaults(func=main, sets=None)
-
-
-def main(args: argparse.Namespace) -> int:
-    settings = Settings(top_n=args.top_n, n_permutations=args.permutations,
-                        csi_gray=args.csi_gray, nf_max_side=args.nf_size,
-                        min_n_eff_fraction=args.min_n_eff_fraction)
-    path = analyze(args.run_dir, settings, sets=args.sets, batch_size=args.batch_size,
-                   device=args.device)
-    print(path)
-    return 0

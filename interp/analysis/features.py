@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import numpy as np
 from scipy import sparse
-from tqdm import tqdm
 
 from interp.analysis.rf import Field
+from interp.progress import bar as progress_bar
 
 MAX_SIDE = 64  # NF side in cells; keeps NFs of 400-pixel fields small (RN50 layer4: 457 px)
 
@@ -92,7 +92,7 @@ def neuron_features(render: Callable[[int], np.ndarray], topn_index: np.ndarray,
     locs = topn_loc.reshape(-1, 2).astype(np.int64)
     order = np.argsort(images, kind="stable")
     groups = np.split(order, np.flatnonzero(np.diff(images[order])) + 1)
-    with tqdm(total=len(groups), desc=desc, unit="img", leave=False, disable=None) as bar:
+    with progress_bar(total=len(groups), desc=desc, unit="img", leave=False) as bar:
         for first in range(0, len(groups), images_per_step):
             step = groups[first:first + images_per_step]
             acc += _step_sums(integral, step, images, units, locs, w, field, f, shape, n_units)

@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
+
+from interp.progress import bar as progress_bar
 
 Tops = Mapping[str, tuple[np.ndarray, np.ndarray]]  # block -> (top-N index, top-N value)
 CONJUNCTION = ("word", "font", "bg")  # the kinds of the colour multimodal conjunction
@@ -201,8 +202,8 @@ def select_all(tops: Tops, kinds: Mapping[str, Sequence[np.ndarray]], n_labels: 
     null = {k: np.full(n_permutations, -np.inf) for k in names}
     rng = np.random.default_rng(seed)
     n_images = next(iter(kinds.values()))[0].size
-    for p in tqdm(range(n_permutations), desc="label shuffles", unit="perm", disable=None,
-                  leave=False):
+    for p in progress_bar(range(n_permutations), desc="label shuffles", unit="perm",
+                          leave=False):
         perm = rng.permutation(n_images)
         for b, blk in blocks.items():
             rows = perm[blk.index.ravel()]  # image i takes the labels of image perm[i]

@@ -10,13 +10,13 @@ from collections.abc import Iterator
 
 import numpy as np
 import zarr
-from tqdm import tqdm
 
 from interp.analysis import hue as hue_mod
 from interp.analysis.features import cell_factor, neuron_features
 from interp.analysis.rf import Field
 from interp.analysis.selectivity import MULTIMODAL, select_all
 from interp.analysis.topn import TopN
+from interp.progress import bar as progress_bar
 from stimuli.palette import COLOR_TERMS
 
 READ_BYTES = 64 << 20  # read the store in slabs of about this size (whole chunks)
@@ -60,8 +60,8 @@ def topn_step(store_block: zarr.Group, out: zarr.Group, n: int) -> None:
     mx = store_block["max"]
     top = TopN(mx.shape[1], n)
     total = np.zeros(mx.shape[1])
-    with tqdm(total=mx.shape[0], desc=f"top-{n} {store_block.path}", unit="img", leave=False,
-              disable=None) as bar:
+    with progress_bar(total=mx.shape[0], desc=f"top-{n} {store_block.path}", unit="img",
+                      leave=False) as bar:
         for start, rows in slabs(mx):
             top.update(rows, start)
             total += np.nansum(rows, axis=0, dtype=np.float64)

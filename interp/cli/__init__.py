@@ -1,9 +1,10 @@
-"""The `chromadissect` console script: one parser, one subcommand per module.
+"""The `chromadissect` console script: one parser, one subcommand per module of this package.
 
-Each module in COMMANDS defines `register(subparsers)`, which adds its subparser and sets
-`func` (called with the parsed namespace, returning an exit code or None). Only the module of the
-chosen subcommand is imported, so a quick command (or a quick error) does not pay for the imports
-of all the others.
+Each module in COMMANDS defines `register(subparsers)`, which adds its subparser and sets `func`
+(called with the parsed namespace, returning an exit code or None) and calls the library (most
+often through `interp.api.Run`). Only the module of the chosen subcommand is imported, so a quick
+command (or a quick error) does not pay for the imports of all the others. Nothing below this
+package sees an `argparse.Namespace`.
 """
 
 from __future__ import annotations
@@ -16,23 +17,24 @@ import sys
 from interp.errors import ChromaError, UsageError
 
 #: subcommand -> module that registers it, in the order `--help` lists them.
-COMMANDS = {
-    "run": "interp.cli.run",
-    "stimuli": "interp.cli.stimuli",
-    "extract": "interp.extract",
-    "analyze": "interp.analysis.analyze",
-    "naming": "interp.naming.step",
-    "attribute": "interp.attribution.step",
-    "atlas": "interp.cli.atlas",
-    "neuron": "interp.cli.neuron",
-}
+COMMANDS = {name: f"interp.cli.{name}" for name in (
+    "run", "stimuli", "extract", "analyze", "naming", "attribute", "atlas", "neuron")}
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports bad usage as one line and exit code 2."""
+    """argparse that reports bad usage as one line (printed once, by `main`) and exit code 2."""
 
     def error(self, message: str) -> None:  # noqa: D102
-        raise UsageError(f"{self.prog}: {message} (see --help)")
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("chromadissect")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _chosen_modules(argv: list[str]) -> list[str]:
@@ -42,11 +44,14 @@ def _chosen_modules(argv: list[str]) -> list[str]:
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    from interp.cli.options import add_logging
+
     parser = _Parser(
         prog="chromadissect",
         description="Dissect how CLIP's ResNet visual encoder represents colour, neuron by neuron.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"chromadissect {version()}")
+    add_logging(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     modules = list(COMMANDS.values()) if argv is None else _chosen_modules(argv)
@@ -55,15 +60,26 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _configure(args: argparse.Namespace) -> None:
+    from interp import progress
+
+    verbose = getattr(args, "verbose", False)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
+    )
+    progress.set_enabled(not getattr(args, "no_progress", False))
+
+
 def main(argv: list[str] | None = None) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     try:
         argv = sys.argv[1:] if argv is None else argv
         args = build_parser(argv).parse_args(argv)
-        logging.basicConfig(
-            level=logging.DEBUG if args.verbose else logging.INFO,
-            format="%(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s",
-        )
-        return int(args.func(args) or 0)
+        _configure(args)
+        with logging_redirect_tqdm():
+            return int(args.func(args) or 0)
     except ChromaError as err:
         print(f"chromadissect: error: {err}", file=sys.stderr)
         return err.exit_code

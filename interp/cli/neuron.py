@@ -5,13 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 from pathlib import Path
 
-import numpy as np
-
-from interp.errors import ChromaError
-from stimuli.palette import COLOR_TERMS
+from interp.cli.options import add_common, check_run_model
+from interp.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -20,40 +17,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("neuron", help="inspect one unit: card PNG + JSON record on stdout",
                        description="Render the unit card (neuron features, top-9 crops, "
                        "colour-label selectivity, numbers, attributions) and print the unit's "
-                       "record as JSON. The card also appears on the unit's atlas page.")
-    p.add_argument("run", type=Path, metavar="RUN", help="run directory")
-    p.add_argument("unit_id", metavar="LAYER:UNIT", help="e.g. layer3.2:417")
+                       "record as JSON. The card also appears on the unit's atlas page. The run "
+                       "is RUN or --run-dir.")
+    p.add_argument("target", nargs="+", metavar="[RUN] LAYER:UNIT",
+                   help="the run directory (unless --run-dir) and a unit, e.g. layer3.2:417")
+    p.add_argument("--run-dir", type=Path, default=None, metavar="RUN",
+                   help="directory holding every output of one run")
     p.add_argument("--out", type=Path, default=None, metavar="PNG",
                    help="where to write the card (default: RUN/atlas/cards/BLOCK/UNIT.png)")
+    add_common(p, run_dir=False)
     p.set_defaults(func=main)
 
 
-def unit_record(data) -> dict:
-    """The JSON-able record of a card: neurons.csv row, Eq. 1 vectors, top-9 image indices."""
-    record = {k: (None if isinstance(v, float) and math.isnan(v) else v)
-              for k, v in data.record.items()}
-    record["label_fractions"] = {kind: dict(zip(COLOR_TERMS, np.round(f, 4).tolist(), strict=True))
-                                 for kind, f in data.fractions.items()}
-    record["top9"] = {s: [int(c[2]) for c in crops] for s, crops in data.crops.items()}
-    return record
+def run_and_unit(args: argparse.Namespace) -> tuple[Path, str]:
+    """(run directory, unit id) from `RUN LAYER:UNIT` or `--run-dir RUN LAYER:UNIT`."""
+    if args.run_dir is not None and len(args.target) == 1:
+        return args.run_dir, args.target[0]
+    if args.run_dir is None and len(args.target) == 2:
+        return Path(args.target[0]), args.target[1]
+    raise UsageError("expected RUN LAYER:UNIT (or --run-dir RUN LAYER:UNIT), e.g. "
+                     "`chromadissect neuron runs/demo layer3.2:417`")
 
 
 def main(args: argparse.Namespace) -> int:
-    from viz import atlas, card, rundata
+    from interp.api import Run
 
-    if not args.run.is_dir():
-        raise ChromaError(f"run directory {args.run} not found; give the directory of a run")
-    units = rundata.load_units(args.run)
-    record = rundata.find_unit(units, args.unit_id)
-    data = card.card_data(args.run, record)
-    out = card.save_card(data, args.out or atlas.card_path(args.run, record["block"],
-                                                           record["unit"]))
-    if args.out is None:
-        atlas.refresh_unit_page(args.run, record, units)
-    result = unit_record(data) | {"card": str(out),
-                                  "attributions": [str(e["path"]) for e in
-                                                   rundata.unit_attributions(args.run,
-                                                                             record["unit_id"])]}
-    print(json.dumps(result, indent=2))
-    log.info("card of %s written to %s", record["unit_id"], out)
+    run_dir, unit_id = run_and_unit(args)
+    check_run_model(run_dir, args)
+    record = Run(run_dir).unit(unit_id, card=True, out=args.out)
+    print(json.dumps(record, indent=2))
+    log.info("card of %s written to %s", unit_id, record["card"])
     return 0

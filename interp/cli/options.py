@@ -1,11 +1,19 @@
-"""Options shared by several subcommands, spelled the same everywhere (DESIGN.md)."""
+"""Every option of the command line, spelled once (DESIGN.md's common options among them).
+
+Options default to None ("not given"): the step then uses its own default, which the help text
+quotes from the step's signature (`interp.api.step_defaults`), so no default is written twice.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-ALL_SETS = ("shapes", "stroop", "stroop-white", "words", "natural")
+from interp.errors import UsageError
+from stimuli import SET_NAMES
+
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 def csv_list(text: str) -> list[str]:
@@ -20,46 +28,152 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_run_dir(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("--run-dir", type=Path, required=required, metavar="RUN",
-                   help="directory holding every output of one run")
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return value
 
 
-def add_model(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model")
-    g.add_argument("--model", default="RN50",
-                   help="open_clip ResNet (RN50, RN101, RN50x4, ...) or package.module:factory")
-    g.add_argument("--pretrained", default="openai",
-                   help="open_clip pretrained tag, 'none' (untrained control) or a checkpoint path")
-    g.add_argument("--seed", type=int, default=0, help="seed of the untrained control")
-    g.add_argument("--layers", type=csv_list, default=None, metavar="A,B,...",
-                   help="hook points (dotted module names); default: every bottleneck block")
+#: dest -> (flag, add_argument keywords); `help` is completed with the default.
+OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "model": ("--model", {"help": "open_clip ResNet (RN50, RN101, RN50x4, ...) or "
+                          "package.module:factory"}),
+    "pretrained": ("--pretrained", {"help": "open_clip pretrained tag, 'none' (untrained "
+                                    "control) or a checkpoint path"}),
+    "seed": ("--seed", {"type": int, "help": "seed of the untrained control"}),
+    "layers": ("--layers", {"type": csv_list, "metavar": "A,B,...",
+                            "help": "hook points (dotted module names); default: every "
+                            "bottleneck block"}),
+    "device": ("--device", {"help": "cpu, cuda or cuda:K"}),
+    "sets": ("--sets", {"type": csv_list, "metavar": "A,B,...",
+                        "help": f"stimulus sets among {', '.join(SET_NAMES)}"}),
+    "samples_per_combo": ("--samples-per-combo", {"type": positive_int, "metavar": "N",
+                                                  "help": "samples per label combination "
+                                                  "(paper: 500)"}),
+    "natural_dir": ("--natural-dir", {"type": Path, "metavar": "DIR",
+                                      "help": "folder of photos for the natural set (default: "
+                                      "bundled crops)"}),
+    "limit": ("--limit", {"type": positive_int, "metavar": "N",
+                          "help": "only the first N images of each set (quick runs)"}),
+    "batch_size": ("--batch-size", {"type": positive_int, "metavar": "N", "help": "images per "
+                                    "forward pass"}),
+    "dtype": ("--dtype", {"choices": DTYPES, "help": "autocast dtype of the forward pass"}),
+    "workers": ("--workers", {"type": int, "metavar": "N", "help": "stimulus-rendering "
+                              "processes (default: 0 on CPU, cores - 1 on GPU)"}),
+    "compile": ("--compile", {"action": "store_true", "help": "torch.compile the hooked model "
+                              "(worth it on GPU)"}),
+    "chunk_images": ("--chunk-images", {"type": positive_int, "metavar": "N",
+                                        "help": "images per store chunk, a multiple of "
+                                        "--batch-size (default: about 256)"}),
+    "top_n": ("--top-n", {"type": positive_int, "metavar": "N",
+                          "help": "images per unit for top-N statistics"}),
+    "n_permutations": ("--permutations", {"type": positive_int, "metavar": "N",
+                                          "help": "label shuffles of the selectivity test"}),
+    "csi_gray": ("--csi-gray", {"choices": ("luminance", "opponent"),
+                                "help": "grayscale of the CSI re-run: BT.601 luminance of the "
+                                "whole image, or opponent-space PCA of the receptive field"}),
+    "min_n_eff_fraction": ("--min-n-eff-fraction", {
+        "type": fraction, "metavar": "F",
+        "help": "a unit is tested when its top-N rests on at least max(8, F x N) effective "
+        "images; thinner ones are `untestable` and stay out of the permutation nulls "
+        "(0 tests every unit that responds)"}),
+    "nf_max_side": ("--nf-size", {"type": positive_int, "metavar": "N",
+                                  "help": "largest side of a stored neuron feature, in cells"}),
+    "experiments": ("--experiments", {"type": csv_list, "metavar": "1,2,...",
+                                      "help": "naming experiments to run"}),
+    "cards_per_type": ("--cards-per-type", {"type": int, "metavar": "N",
+                                            "help": "render unit cards for the N best units of "
+                                            "each type in each block (other units show their "
+                                            "NF and numbers; `chromadissect neuron` adds a "
+                                            "card later)"}),
+    "thumb": ("--thumb", {"type": positive_int, "metavar": "PX",
+                          "help": "neuron-feature thumbnail size in the block pages"}),
+}
+MODEL_OPTIONS = ("model", "pretrained", "seed", "layers")
 
 
-def add_sets(p: argparse.ArgumentParser, default: tuple[str, ...]) -> None:
-    p.add_argument("--sets", type=csv_list, default=list(default), metavar="A,B,...",
-                   help=f"stimulus sets among {', '.join(ALL_SETS)} (default: {','.join(default)})")
+def show(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) or "none"
+    return "the run's" if value is None else str(value)
 
 
-def add_data(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("stimuli")
-    g.add_argument("--samples-per-combo", type=positive_int, default=500, metavar="N",
-                   help="samples per label combination (paper: 500)")
-    g.add_argument("--natural-dir", type=Path, default=None, metavar="DIR",
-                   help="folder of photos for the natural set (default: bundled crops)")
-    g.add_argument("--limit", type=positive_int, default=None, metavar="N",
-                   help="only the first N images of each set (quick runs)")
+def add_options(p: argparse.ArgumentParser, dests: list[str], defaults: dict[str, str],
+                title: str | None = None) -> None:
+    """Add the options `dests` to `p`, each defaulting to None, its help quoting `defaults`."""
+    g = p.add_argument_group(title) if title else p
+    for dest in dests:
+        flag, kwargs = OPTIONS[dest]
+        kwargs = dict(kwargs)
+        if dest in defaults and "default:" not in kwargs["help"]:
+            kwargs["help"] += f" (default: {defaults[dest]})"
+        g.add_argument(flag, dest=dest, default=None, **kwargs)
 
 
-def add_execution(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("execution")
-    g.add_argument("--batch-size", type=positive_int, default=64, metavar="N")
-    g.add_argument("--device", default="cpu", help="cpu, cuda or cuda:K")
-    g.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
-    g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="stimulus-rendering processes (default: 0 on CPU, cores - 1 on GPU)")
+def defaults_of(step: str) -> dict[str, str]:
+    """The step's defaults as help texts show them."""
+    from interp.api import step_defaults
+
+    return {k: show(v) for k, v in step_defaults(step).items()}
 
 
-def add_top_n(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--top-n", type=positive_int, default=100, metavar="N",
-                   help="images per unit for top-N statistics (default 100)")
+def add_common(p: argparse.ArgumentParser, *, uses: tuple[str, ...] = (), run_dir: bool = True,
+               model_from_run: bool = True, defaults: dict[str, str] | None = None) -> None:
+    """The options every subcommand accepts: --run-dir, the model, --device, --verbose,
+    --no-progress. Those in neither `uses` nor the model say they are ignored here."""
+    if run_dir:
+        p.add_argument("--run-dir", type=Path, required=True, metavar="RUN",
+                       help="directory holding every output of one run")
+    g = p.add_argument_group("model" if "model" in uses else
+                             "model (taken from RUN/run.json; a different one is refused)")
+    for dest in (*MODEL_OPTIONS, "device"):
+        flag, kwargs = OPTIONS[dest]
+        kwargs = dict(kwargs)
+        if dest in uses and defaults and dest in defaults:
+            kwargs["help"] += f" (default: {defaults[dest]})"
+        elif dest == "device" and "device" not in uses:
+            kwargs["help"] += " (ignored by this command)"
+        elif dest != "device" and model_from_run and "model" not in uses:
+            kwargs["help"] += " (default: the run's)"
+        g.add_argument(flag, dest=dest, default=None, **kwargs)
+    add_logging(p)
+
+
+def add_logging(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="debug logging")
+    p.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS,
+                   help="no progress bars (they are off anyway when stderr is not a terminal)")
+
+
+def given(args: argparse.Namespace, dests) -> dict[str, Any]:
+    """The options among `dests` that were given on the command line."""
+    return {d: getattr(args, d) for d in dests if getattr(args, d, None) is not None}
+
+
+def check_run_model(run_dir: Path, args: argparse.Namespace) -> None:
+    """Refuse model options that differ from the model RUN/run.json records."""
+    from interp.rundir import RunDir
+
+    asked = given(args, MODEL_OPTIONS)
+    if not asked:
+        return
+    recorded = RunDir(run_dir).read().get("model_settings", {})
+    for key, value in asked.items():
+        if key in recorded and _same(recorded[key]) != _same(value):
+            raise UsageError(
+                f"{run_dir / 'run.json'} records --{key} {show(recorded[key])}, this command "
+                f"asks {show(value)}; leave --{key} out (the run's model is used) or use a new "
+                "--run-dir")
+
+
+def _same(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else str(value)
+
+
+def check_sets(sets: list[str] | None) -> None:
+    unknown = [s for s in sets or () if s not in SET_NAMES]
+    if unknown or sets == []:
+        raise UsageError(f"--sets: unknown set(s) {', '.join(unknown) or '(none)'}; "
+                         f"choose among {', '.join(SET_NAMES)}")
