@@ -92,12 +92,6 @@ def load_rgb(path: Path, draft_size: int | None = None) -> tuple[Image.Image, tu
         return to_rgb(img), (width, height)
 
 
-def centre_box(width: int, height: int) -> tuple[int, int, int]:
-    """(y0, x0, side) of the largest centred square."""
-    side = min(width, height)
-    return (height - side) // 2, (width - side) // 2, side
-
-
 def crop_resize(img: Image.Image, crop: tuple[int, int, int], source_size: tuple[int, int],
                 size: int) -> np.ndarray:
     """The square crop (y0, x0, side), in pixels of a source_size image, of img (the same photo

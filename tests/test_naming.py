@@ -143,10 +143,21 @@ def test_refuses_bad_experiment_numbers(tmp_path, capsys):
     assert "--experiments" in capsys.readouterr().err
 
 
-def test_refuses_another_model_in_the_same_run(run, capsys):
-    code = cli.main(["naming", "--run-dir", str(run), "--model", "RN50", "--pretrained", "none"])
-    assert code == 1
-    assert "model_settings.model" in capsys.readouterr().err
+@pytest.mark.parametrize("command", ["naming", "analyze", "atlas", "attribute"])
+def test_refuses_another_model_than_run_json_records(run, capsys, command):
+    code = cli.main([command, "--run-dir", str(run), "--model", "RN50", "--pretrained", "none"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "run.json records --model interp.models:tiny_clip, this command asks RN50" in err
+    assert err.count("error") == 1 and "unrecognized arguments" not in err
+
+
+def test_the_library_refuses_another_model_too(run):
+    from interp.errors import ChromaError
+    from interp.naming import naming
+
+    with pytest.raises(ChromaError, match="model_settings.model"):
+        naming(run, model={"model": "RN50", "pretrained": "none"})
 
 
 def test_attribute_explains_the_answers_of_the_runs_naming(run, monkeypatch):

@@ -1,4 +1,5 @@
-"""`chromadissect run`: every given option reaches the steps that take it; the whole job on the\ntiny model."""
+"""`chromadissect run`: every given option reaches the steps that take it; the whole job on the
+tiny model."""
 
 from __future__ import annotations
 

@@ -43,8 +43,7 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
                                     "control) or a checkpoint path"}),
     "seed": ("--seed", {"type": int, "help": "seed of the untrained control"}),
     "layers": ("--layers", {"type": csv_list, "metavar": "A,B,...",
-                            "help": "hook points (dotted module names); default: every "
-                            "bottleneck block"}),
+                            "help": "hook points (dotted module names)"}),
     "device": ("--device", {"help": "cpu, cuda or cuda:K"}),
     "sets": ("--sets", {"type": csv_list, "metavar": "A,B,...",
                         "help": f"stimulus sets among {', '.join(SET_NAMES)}"}),
@@ -52,20 +51,19 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
                                                   "help": "samples per label combination "
                                                   "(paper: 500)"}),
     "natural_dir": ("--natural-dir", {"type": Path, "metavar": "DIR",
-                                      "help": "folder of photos for the natural set (default: "
-                                      "bundled crops)"}),
+                                      "help": "folder of photos for the natural set"}),
     "limit": ("--limit", {"type": positive_int, "metavar": "N",
                           "help": "only the first N images of each set (quick runs)"}),
     "batch_size": ("--batch-size", {"type": positive_int, "metavar": "N", "help": "images per "
                                     "forward pass"}),
     "dtype": ("--dtype", {"choices": DTYPES, "help": "autocast dtype of the forward pass"}),
     "workers": ("--workers", {"type": int, "metavar": "N", "help": "stimulus-rendering "
-                              "processes (default: 0 on CPU, cores - 1 on GPU)"}),
+                              "processes"}),
     "compile": ("--compile", {"action": "store_true", "help": "torch.compile the hooked model "
                               "(worth it on GPU)"}),
     "chunk_images": ("--chunk-images", {"type": positive_int, "metavar": "N",
                                         "help": "images per store chunk, a multiple of "
-                                        "--batch-size (default: about 256)"}),
+                                        "--batch-size"}),
     "top_n": ("--top-n", {"type": positive_int, "metavar": "N",
                           "help": "images per unit for top-N statistics"}),
     "n_permutations": ("--permutations", {"type": positive_int, "metavar": "N",
@@ -93,10 +91,24 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
 MODEL_OPTIONS = ("model", "pretrained", "seed", "layers")
 
 
-def show(value: Any) -> str:
+#: how help texts say a default of None, per option
+NONE_MEANS = {"layers": "every bottleneck block", "limit": "all images", "natural_dir":
+              "the bundled crops", "workers": "0 on CPU, cores - 1 on GPU", "chunk_images":
+              "about 256 images", "sets": "every set the step needs"}
+
+
+def show(value: Any, dest: str = "", from_run: bool = True) -> str:
+    """A default as help texts and messages say it (`from_run`: a model option left out means
+    the run's model)."""
     if isinstance(value, (list, tuple)):
         return ",".join(map(str, value)) or "none"
-    return "the run's" if value is None else str(value)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None:
+        if from_run and dest in MODEL_OPTIONS:
+            return "the run's"
+        return NONE_MEANS.get(dest, "none")
+    return str(value)
 
 
 def add_options(p: argparse.ArgumentParser, dests: list[str], defaults: dict[str, str],
@@ -115,7 +127,7 @@ def defaults_of(step: str) -> dict[str, str]:
     """The step's defaults as help texts show them."""
     from interp.api import step_defaults
 
-    return {k: show(v) for k, v in step_defaults(step).items()}
+    return {k: show(v, k, step != "extract") for k, v in step_defaults(step).items()}
 
 
 def add_common(p: argparse.ArgumentParser, *, uses: tuple[str, ...] = (), run_dir: bool = True,

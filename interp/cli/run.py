@@ -21,14 +21,14 @@ def defaults_by_step() -> dict[str, str]:
     from interp.api import STEPS, step_defaults
     from interp.cli.options import show
 
-    out: dict[str, list[str]] = {}
+    out: dict[str, dict[str, str]] = {}
     for step in STEPS:
         for dest, value in step_defaults(step).items():
             if dest in OPTIONS:
-                shown = "the run's" if value is None and dest in MODEL_OPTIONS else show(value)
-                out.setdefault(dest, []).append(f"{shown} ({step})")
-    out["sets"] = ["all five (extract), the extracted ones (analyze)"]
-    return {dest: ", ".join(items) for dest, items in out.items()}
+                out.setdefault(dest, {})[step] = show(value, dest, step != "extract")
+    out["sets"] = {"extract": "all five", "analyze": "the extracted ones"}
+    return {dest: next(iter(by.values())) if len(set(by.values())) == 1 else
+            ", ".join(f"{v} ({step})" for step, v in by.items()) for dest, by in out.items()}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
