@@ -140,17 +140,17 @@ class Run:
         return attribute(self.path, units, model=model, **rest)
 
     def run(self, steps: Sequence[str] = STEPS, **options) -> Path | None:
-        """The main job: each step in order, with the options it takes among `options` (an
-        option no chosen step takes is refused); returns the atlas index, if written."""
+        """The main job: each chosen step in order, with the options it takes among `options`
+        (an option no step takes is refused); returns the atlas index, if written."""
         unknown = [s for s in steps if s not in STEPS]
         if unknown:
             raise UsageError(f"unknown step {unknown[0]!r}; steps are {','.join(STEPS)}")
         chosen = [s for s in STEPS if s in steps]
         options = _given(options)
-        taken = {k for s in chosen for k in step_defaults(s)}
+        taken = {k for s in STEPS for k in step_defaults(s)}
         if set(options) - taken:
             raise UsageError(f"option(s) {', '.join(sorted(set(options) - taken))} are taken "
-                             f"by none of the steps {','.join(chosen)}")
+                             f"by none of the steps {','.join(STEPS)}")
         timings = {}
         with self.dir.lock():
             for i, name in enumerate(chosen):

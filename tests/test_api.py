@@ -4,6 +4,7 @@ called from Python give identical stores and tables; the readers return what the
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import zarr
 from interp.api import STEPS, Run, step_defaults
 from interp.cli import main
 from interp.errors import ChromaError, UsageError
+from stimuli.palette import COLOR_TERMS
+from viz.pages import sprite_path
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"model": "interp.models:tiny_clip", "pretrained": "none"}
@@ -54,38 +57,67 @@ def _tables(run: Path) -> dict[str, str]:
     return {p.name: p.read_text() for p in files}
 
 
+ARGV = ["--model", TINY["model"], "--pretrained", "none", "--samples-per-combo", "1",
+        "--limit", "12", "--batch-size", "12", "--top-n", "4", "--cards-per-type", "0"]
+
+
 @pytest.mark.slow
-def test_run_command_and_the_steps_from_python_give_identical_results(tmp_path):
+def test_run_command_and_the_steps_from_python_give_identical_results(tmp_path, capsys):
+    run = tmp_path / "cli"
+    assert main(["run", "--run-dir", str(run), *ARGV]) == 0
+    index = run / "atlas" / "index.html"
+    assert f"atlas: {index.resolve().as_uri()}" in capsys.readouterr().out
     by_steps = Run(tmp_path / "steps")
     by_steps.extract(**TINY, **SMALL)
     by_steps.analyze(top_n=4, batch_size=12)
     by_steps.naming(samples_per_combo=1, limit=12, batch_size=12)
     by_steps.atlas(cards_per_type=0)
-    assert main(["run", "--run-dir", str(tmp_path / "cli"), "--model", TINY["model"],
-                 "--pretrained", "none", "--samples-per-combo", "1", "--limit", "12",
-                 "--batch-size", "12", "--top-n", "4", "--cards-per-type", "0"]) == 0
     for store in ("activations.zarr", "analysis.zarr", "naming/embeddings.zarr"):
-        a, b = _arrays(tmp_path / "steps" / store), _arrays(tmp_path / "cli" / store)
+        a, b = _arrays(tmp_path / "steps" / store), _arrays(run / store)
         assert a.keys() == b.keys(), store
         for name in a:
             np.testing.assert_array_equal(a[name], b[name], err_msg=f"{store}/{name}")
-    assert _tables(tmp_path / "steps") == _tables(tmp_path / "cli")
+    assert _tables(tmp_path / "steps") == _tables(run)
+
+    # every file of the job is there
+    with open(run / "neurons.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    n_units = json.loads((run / "run.json").read_text())["model"]["total_units"]
+    assert len(rows) == n_units
+    for block in {r["block"] for r in rows}:
+        assert (run / "atlas" / "blocks" / f"{block}.html").exists()
+        assert (run / "atlas" / sprite_path(block, "natural")).exists()
+    assert len(list((run / "atlas" / "units").rglob("*.html"))) == n_units
+    assert sorted(p.name for p in (run / "naming").glob("exp*.csv")) == [
+        *(f"exp{i}.csv" for i in range(1, 6)), "exp5_colored_bg.csv"]
+    for figure in ("csi_by_block", "types_by_block", "types_sensitivity", "hue_histogram",
+                   "naming_exp1"):
+        assert (run / "figures" / f"{figure}.png").exists()
 
     # the readers give what the files hold
-    units = by_steps.units()
-    with open(tmp_path / "steps" / "neurons.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    units = Run(run).units()
     assert len(units) == len(rows) and units.index[0] == rows[0]["unit_id"]
-    acts = by_steps.activations("stroop")
+    acts = Run(run).activations("stroop")
     block = rows[0]["block"]
-    stored = zarr.open_group(tmp_path / "steps" / "activations.zarr")["stroop"][block]["max"][:]
+    stored = zarr.open_group(run / "activations.zarr")["stroop"][block]["max"][:]
     np.testing.assert_array_equal(acts[f"max_{block}"].values, stored)
-    assert acts.sizes["image"] == 12 and set(acts.word.values) <= {
-        "white", "black", "grey", "red", "green", "blue", "yellow", "brown", "orange", "pink",
-        "purple"}
-    record = by_steps.unit(rows[0]["unit_id"])
-    assert record["type"] == rows[0]["type"] and len(record["top9"]["stroop"]) == 4
-    assert by_steps.naming_table(4)["color"].tolist()[:2] == ["white", "black"]
+    assert acts.sizes["image"] == 12 and set(acts.word.values) <= set(COLOR_TERMS)
+    assert Run(run).naming_table(4)["color"].tolist()[:2] == ["white", "black"]
+
+    # the card of a real unit has its top crops, re-rendered from the run's stimuli
+    assert main(["neuron", str(run), f"{block}:0"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["type"] == rows[0]["type"]
+    assert len(record["top9"]["stroop"]) == 4 and len(record["top9"]["natural"]) == 4
+    assert record == {**Run(run).unit(f"{block}:0"), "card": record["card"]}
+
+    # rerunning resumes: extraction and analysis find their work done and rewrite no array data
+    chunks = [p for store in ("activations.zarr", "analysis.zarr")
+              for p in (run / store).rglob("*") if p.is_file() and p.name != "zarr.json"]
+    stamps = [p.stat().st_mtime_ns for p in chunks]
+    assert main(["run", "--run-dir", str(run), *ARGV, "--steps", "extract,analyze"]) == 0
+    assert [p.stat().st_mtime_ns for p in chunks] == stamps
+    assert json.loads((run / "run.json").read_text())["timings"]["run"].keys() == set(STEPS)
 
 
 def test_step_options_come_from_the_library_signatures():

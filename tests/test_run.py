@@ -3,15 +3,11 @@ tiny model."""
 
 from __future__ import annotations
 
-import csv
-import json
-
 import pytest
 
 from interp.api import STEPS, Run
 from interp.cli import build_parser, main
 from interp.errors import ChromaError, UsageError
-from viz.pages import sprite_path
 
 TINY = ["--model", "interp.models:tiny_clip", "--pretrained", "none"]
 
@@ -66,44 +62,8 @@ def test_every_option_of_a_step_is_an_option_of_run():
 def test_unknown_step_or_option_is_one_line_usage_error(tmp_path, capsys):
     assert main(["run", "--run-dir", str(tmp_path), "--steps", "extract,plot"]) == 2
     assert "unknown step 'plot'; steps are extract,analyze,naming,atlas" in capsys.readouterr().err
-    with pytest.raises(UsageError, match="taken by none of the steps extract"):
-        Run(tmp_path).run(["extract"], top_n=5)
-
-
-@pytest.mark.slow
-def test_run_end_to_end_on_tiny_model_and_resume(tmp_path, capsys):
-    run = tmp_path / "run"
-    argv = ["run", "--run-dir", str(run), *TINY, "--samples-per-combo", "1", "--limit", "12",
-            "--batch-size", "12", "--top-n", "4", "--cards-per-type", "0"]  # one card below
-    assert main(argv) == 0
-    out = capsys.readouterr().out
-    index = run / "atlas" / "index.html"
-    assert f"atlas: {index.resolve().as_uri()}" in out
-    with open(run / "neurons.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    n_units = json.loads((run / "run.json").read_text())["model"]["total_units"]
-    assert len(rows) == n_units
-    for block in {r["block"] for r in rows}:
-        assert (run / "atlas" / "blocks" / f"{block}.html").exists()
-        assert (run / "atlas" / sprite_path(block, "natural")).exists()
-    assert len(list((run / "atlas" / "units").rglob("*.html"))) == n_units
-    assert sorted(p.name for p in (run / "naming").glob("exp*.csv")) == [
-        *(f"exp{i}.csv" for i in range(1, 6)), "exp5_colored_bg.csv"]
-    for figure in ("csi_by_block", "types_by_block", "types_sensitivity", "hue_histogram",
-                   "naming_exp1"):
-        assert (run / "figures" / f"{figure}.png").exists()
-    # The card of a real unit has its top crops, re-rendered from the run's stimuli.
-    assert main(["neuron", str(run), f"{rows[0]['block']}:0"]) == 0
-    record = json.loads(capsys.readouterr().out)
-    assert len(record["top9"]["stroop"]) == 4 and len(record["top9"]["natural"]) == 4
-    # Rerunning resumes: extraction and analysis find their work done and rewrite no array data.
-    chunks = [p for store in ("activations.zarr", "analysis.zarr")
-              for p in (run / store).rglob("*") if p.is_file() and p.name != "zarr.json"]
-    stamps = [p.stat().st_mtime_ns for p in chunks]
-    assert main([*argv, "--steps", "extract,analyze"]) == 0
-    assert [p.stat().st_mtime_ns for p in chunks] == stamps
-    assert json.loads((run / "run.json").read_text())["timings"]["run"].keys() == set(
-        STEPS)
+    with pytest.raises(UsageError, match="top_k are taken by none of the steps extract"):
+        Run(tmp_path).run(["extract"], top_k=5)
 
 
 def test_naming_without_text_tower_is_skipped_other_errors_are_not(tmp_path, caplog,

@@ -86,7 +86,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("chromadissect: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
