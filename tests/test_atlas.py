@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from markupsafe import escape
 from PIL import Image
 
 from interp.cli import main
@@ -136,6 +137,27 @@ def test_index_shows_model_figures_naming_and_type_counts(run):
     row = re.search(r'<a href="blocks/layer2.0.html">layer2.0</a></td>(.*?)</tr>', text).group(1)
     cells = [int(c) for c in re.findall(r"<td>(\d+)</td>", row)]
     assert cells[0] == 70 and cells[1 + atlas.figures.TYPE_ORDER.index("color_word")] == n_word
+
+
+def test_text_from_the_run_reaches_the_pages_escaped(tmp_path):
+    hostile = '<script>alert("x")</script>'
+    run = make_synthetic_run(tmp_path / 'run "<i>', {"layer1.0": 2})
+    info = json.loads((run / "run.json").read_text())
+    info["model"]["model"] = hostile
+    (run / "run.json").write_text(json.dumps(info))
+    index = json.loads((run / "attributions" / "index.json").read_text())
+    index["naming"][0]["predicted"] = hostile
+    (run / "attributions" / "index.json").write_text(json.dumps(index))
+    with open(run / "naming" / "exp1.csv", "a") as f:
+        f.write(f"{{}},'{hostile}',1,2\n")
+    atlas.build_atlas(run, cards_per_type=0, thumb=THUMB)
+    text = (run / "atlas" / "index.html").read_text()
+    assert "<script>alert" not in text and text.count("<script") == 2  # the page's own two
+    assert text.count(escape(hostile)) == 4  # h1, settings table, naming table and caption
+    h1 = re.search(r"<h1>(.*?)</h1>", text).group(1)
+    assert h1 == f"chromadissect atlas: {escape(hostile)} / none"
+    unit = (run / "atlas" / "units" / "layer1.0" / "1.html").read_text()
+    assert "<i>" not in unit and f"{escape(run)} layer1.0:1</code>" in unit
 
 
 def test_neuron_command_adds_its_card_to_the_unit_page(run, tmp_path, capsys):

@@ -4,10 +4,10 @@ numbers computed from natural images (figures, atlas index and pages, cards) car
 from __future__ import annotations
 
 import json
-from html import escape
 
 import numpy as np
 import pytest
+from markupsafe import escape
 from PIL import Image
 
 from interp.extract import extract

@@ -17,12 +17,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from viz import card, figures, rundata
-from viz.pages import Site, card_relpath, file_stem, sprite_path
+from viz.pages import ASSETS, SPRITE_SETS, TEMPLATES, Site, card_relpath, file_stem, sprite_path
 
 log = logging.getLogger(__name__)
 
-ASSETS = Path(__file__).parent / "assets"
-SPRITE_SETS = ("natural", "stroop")
 NF_READ_BATCH = 64
 SETTINGS_FILE = "atlas.json"
 #: Which score picks the units of each type that get a rendered card.
@@ -89,8 +87,8 @@ def build_atlas(run: Path, *, cards_per_type: int = 1, thumb: int = 40) -> Path:
     site = Site(run, sizes, thumb)
     figs = figures.write_figures(run, units)
     (out / "sprites").mkdir(parents=True, exist_ok=True)
-    for asset in ASSETS.iterdir():
-        shutil.copy(asset, out / asset.name)
+    for name in ASSETS:
+        shutil.copy(TEMPLATES / name, out / name)
     render_cards(run, select_card_units(units, cards_per_type))
     cards = {u["unit_id"] for u in units if card_path(run, u["block"], u["unit"]).exists()}
     group = rundata.open_analysis(run)

@@ -1,4 +1,8 @@
-"""HTML of the atlas pages (index, block, unit): plain strings, data embedded as window.ATLAS."""
+"""The atlas pages (index, block, unit) from the jinja2 templates in viz/templates/.
+
+Templates are autoescaped: values reach them as plain data and are escaped where they are written.
+Each page embeds what its script needs as window.ATLAS (file:// forbids fetch).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,23 @@ import json
 import math
 import re
 from collections import Counter
-from html import escape
 from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from viz import figures, rundata
 from viz.rundata import term_name
 
+TEMPLATES = Path(__file__).parent / "templates"
+#: Files in TEMPLATES copied as they are beside the pages.
+ASSETS = ("atlas.css", "atlas.js")
+ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(),
+                  undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                  keep_trailing_newline=True)
+ENV.policies["json.dumps_kwargs"] = {"sort_keys": False}  # window.ATLAS keeps the block order
+
 SPRITE_COLUMNS = 64
+SPRITE_SETS = ("natural", "stroop")
 BLOCK_FIELDS = ("unit", "type", "csi", "hue_deg", "color_term", "color_modality", "f_word",
                 "f_font", "f_bg", "f_color", "max_natural", "max_stroop", "max_words")
 SORT_FIELDS = {"unit": "unit", "csi": "CSI", "f_color": "f colour (font or bg)",
@@ -45,7 +59,7 @@ def fmt(value) -> str:
     """A table cell: numbers to 4 significant digits, NaN / empty as a dash."""
     if isinstance(value, float):
         return "—" if math.isnan(value) else f"{value:.4g}"
-    return escape(str(value)) if value != "" else "—"
+    return str(value) if value != "" else "—"
 
 
 def json_value(value):
@@ -72,32 +86,20 @@ class Site:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
 
-    def _page(self, title: str, root: str, data: dict, crumbs: str, body: str) -> str:
-        atlas = json.dumps({"root": root, "blocks": self.blocks, **data}).replace("</", "<\\/")
-        return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="{root}atlas.css"><style>:root{{--thumb:{self.thumb}px}}</style></head>
-<body><header><span class="crumbs">{crumbs}</span>
-<form id="jump"><input name="q" size="16" placeholder="layer:unit" aria-label="jump to unit">
-<button>go</button> <span id="jump-msg" class="err"></span></form></header>
-{body}
-<script>window.ATLAS = {atlas};</script><script src="{root}atlas.js"></script></body></html>
-"""
+    def render(self, template: str, root: str, data: dict, **context) -> str:
+        """A page from its template; `root` leads back to the atlas root, `data` joins the block
+        list in the page's window.ATLAS."""
+        atlas = {"root": root, "blocks": self.blocks, **data}
+        return ENV.get_template(template).render(root=root, thumb=self.thumb, atlas=atlas,
+                                                 **context)
 
-    def _sprite_style(self, root: str, block: str, unit: int, set_name: str, scale: int) -> str:
+    def sprite(self, block: str, unit: int, set_name: str, scale: int) -> dict:
+        """Where a unit's tile sits in its block's sprite sheet, drawn `scale` times larger."""
         cols = self.columns(self.sizes[block])
-        n_rows = math.ceil(self.sizes[block] / cols)
-        x, y = (unit % cols) * self.thumb * scale, (unit // cols) * self.thumb * scale
-        return (f"background-image:url('{root}{sprite_path(block, set_name)}');"
-                f"background-position:-{x}px -{y}px;"
-                f"background-size:{cols * self.thumb * scale}px {n_rows * self.thumb * scale}px")
-
-    def caveat_html(self, short: bool = True) -> str:
-        """A visible note when the natural set is the bundled photos (numbers not comparable
-        with ImageNet results); empty otherwise."""
-        text = rundata.natural_caveat(self.info, short)
-        return f'<p class="caveat err" role="note"><b>Note:</b> {escape(text)}</p>' if text else ""
+        size = self.thumb * scale
+        return {"set": set_name, "url": sprite_path(block, set_name),
+                "x": (unit % cols) * size, "y": (unit // cols) * size,
+                "width": cols * size, "height": math.ceil(self.sizes[block] / cols) * size}
 
     def model_name(self) -> str:
         model = self.info.get("model", {})
@@ -105,133 +107,73 @@ class Site:
 
     def index_page(self, units: list[dict], figure_pngs: list[Path]) -> str:
         """Model and settings, per-block type counts with links, figures, naming tables."""
-        types = figures.TYPE_ORDER
-        head = "".join(f"<th>{escape(figures.TYPE_LABELS[t])}</th>" for t in types)
         counts = Counter((u["block"], u["type"]) for u in units)
-        rows = []
-        for block, (n, stem) in self.blocks.items():
-            cells = "".join(f"<td>{counts[block, t]}</td>" for t in types)
-            rows.append(f'<tr><td><a href="blocks/{stem}.html">{escape(block)}</a></td>'
-                        f"<td>{n}</td>{cells}</tr>")
-        figs = "".join(
-            f'<p><a href="../figures/{p.stem}.svg"><img src="../figures/{p.name}" '
-            f'alt="{escape(p.stem)}" loading="lazy"></a></p>' for p in figure_pngs)
-        body = f"""<h1>chromadissect atlas: {escape(self.model_name())}</h1>
-<p>{len(units)} units in {len(self.blocks)} blocks. Click a block to browse its units.</p>
-{self.caveat_html(short=False)}
-<h2>Blocks</h2><table id="blocks"><tr><th>block</th><th>units</th>{head}</tr>{''.join(rows)}</table>
-<h2>Figures</h2><div class="figures">{figs}</div>
-<h2>Naming experiments</h2>{self.naming_html()}{self.naming_attributions_html()}
-<h2>Run settings</h2>{settings_table(self.info)}"""
-        return self._page("chromadissect atlas", "", {"page": "index"}, "<b>atlas</b>", body)
+        blocks = [{"name": b, "stem": stem, "n": n,
+                   "counts": [counts[b, t] for t in figures.TYPE_ORDER]}
+                  for b, (n, stem) in self.blocks.items()]
+        return self.render(
+            "index.html", "", {"page": "index"}, model=self.model_name(), n_units=len(units),
+            blocks=blocks, type_labels=[figures.TYPE_LABELS[t] for t in figures.TYPE_ORDER],
+            note=rundata.natural_caveat(self.info, short=False), figures=figure_pngs,
+            naming_tables=self.naming_tables(),
+            naming_images=sorted((self.run / "naming").glob("*.png")),
+            naming_attributions=self.naming_attributions(), settings=settings_rows(self.info))
 
-    def naming_html(self) -> str:
-        naming = self.run / "naming"
-        parts = []
-        for path in sorted(naming.glob("exp*.csv")):
+    def naming_tables(self) -> list[dict]:
+        """Each naming experiment's CSV: its path and rows (header first)."""
+        tables = []
+        for path in sorted((self.run / "naming").glob("exp*.csv")):
             with open(path, newline="") as f:
-                rows = list(csv.reader(f))
-            parts.append(f'<h3>{path.stem} <a href="../naming/{path.name}">csv</a></h3>'
-                         + html_table(rows))
-        for png in sorted(naming.glob("*.png")):
-            parts.append(f'<a href="../naming/{png.name}"><img src="../naming/{png.name}" '
-                         f'alt="{escape(png.stem)}" width="260" loading="lazy"></a>')
-        return "".join(parts) or '<p class="note">no naming results in this run</p>'
+                tables.append({"path": path, "rows": list(csv.reader(f))})
+        return tables
 
-    def naming_attributions_html(self, limit: int = 12) -> str:
-        """The first naming attribution maps of `chromadissect attribute`, if any."""
+    def naming_attributions(self, limit: int = 12) -> list[dict]:
+        """The first naming attribution maps of `chromadissect attribute`, with captions."""
         entries = self.attributions.get("naming", [])
         shown = [e for e in entries if (self.run / "attributions" / e["image"]).exists()][:limit]
-        figs = "".join(
-            f'<figure><a href="../attributions/{escape(e["image"])}"><img src="../attributions/'
-            f'{escape(e["image"])}" width="180" loading="lazy" alt="attribution"></a><figcaption>'
-            f'exp {escape(str(e.get("experiment", "")))} #{escape(str(e.get("index", "")))}: '
-            f'{escape(term_name(e.get("predicted")))} vs {escape(term_name(e.get("contrast")))}'
-            f"</figcaption></figure>" for e in shown)
-        return f'<h3>Attributions of naming decisions</h3><div class="gallery">{figs}</div>' \
-            if figs else ""
+        return [{"image": e["image"],
+                 "caption": f"exp {e.get('experiment', '')} #{e.get('index', '')}: "
+                            f"{term_name(e.get('predicted'))} vs {term_name(e.get('contrast'))}"}
+                for e in shown]
 
     def block_page(self, block: str, units: list[dict]) -> str:
         """Thumbnail grid of one block with type filter, sort order and NF set."""
-        present = [t for t in figures.TYPE_ORDER if any(u["type"] == t for u in units)]
-        type_opts = "".join(
-            f'<option value="{t}">{escape(figures.TYPE_LABELS[t])} '
-            f'({sum(u["type"] == t for u in units)})</option>' for t in present)
-        sort_opts = "".join(f'<option value="{k}">{escape(v)}</option>'
-                            for k, v in SORT_FIELDS.items())
+        counts = Counter(u["type"] for u in units)
+        types = [(t, figures.TYPE_LABELS[t], counts[t]) for t in figures.TYPE_ORDER if counts[t]]
         rows = [[json_value(u.get(f, math.nan)) for f in BLOCK_FIELDS] for u in units]
         data = {"page": "block", "block": block, "fields": BLOCK_FIELDS, "units": rows,
                 "cols": self.columns(len(units)), "thumb": self.thumb,
-                "sprites": {s: sprite_path(block, s) for s in ("natural", "stroop")}}
-        body = f"""<h1>{escape(block)}: {len(units)} units</h1>{self.caveat_html()}
-<div class="controls">
-<label>type <select id="type">
-<option value="all">all ({len(units)})</option>{type_opts}</select></label>
-<label>sort by <select id="sort">{sort_opts}</select></label>
-<label>neuron feature <select id="nfset"><option value="natural">natural</option>
-<option value="stroop">stroop</option></select></label>
-<span id="count" class="note"></span></div>
-<p class="note">Thumbnails are neuron features; the frame colour is the unit type (as in the types
-figure). Hover for numbers, click for the unit page.</p>
-<div id="grid"></div>"""
-        crumbs = f'<a href="../index.html">atlas</a> › <b>{escape(block)}</b>'
-        return self._page(f"{block} · chromadissect", "../", data, crumbs, body)
+                "sprites": {s: sprite_path(block, s) for s in SPRITE_SETS}}
+        return self.render("block.html", "../", data, block_name=block, n_units=len(units),
+                           note=rundata.natural_caveat(self.info, short=True), types=types,
+                           sort_fields=SORT_FIELDS.items())
 
     def unit_page(self, record: dict, block_units: list[dict], cards: set[str]) -> str:
         """One unit: its card (if rendered) or NFs, its numbers, links to neighbours."""
-        block, unit, root = record["block"], record["unit"], "../../"
-        stem = file_stem(block)
-        links = [f'<a href="../../blocks/{stem}.html">all of {escape(block)}</a>']
-        if unit > 0:
-            links.insert(0, f'<a id="prev" href="{unit - 1}.html">← {unit - 1}</a>')
-        if unit + 1 < len(block_units):
-            links.append(f'<a id="next" href="{unit + 1}.html">{unit + 1} →</a>')
-        if record["unit_id"] in cards:
-            visual = f'<img class="card" src="{root}{card_relpath(block, unit)}" alt="unit card">'
-        else:
-            nfs = "".join(f'<span class="nf-big" title="NF {s}" '
-                          f'style="{self._sprite_style(root, block, unit, s, 3)}"></span>'
-                          for s in ("natural", "stroop"))
-            command = f"chromadissect neuron {self.run} {record['unit_id']}"
-            visual = (f"<p>{nfs}</p><p class=\"note\">Neuron features (natural, Stroop). Full card:"
-                      f" <code>{escape(command)}</code></p>")
-        numbers = "".join(f"<tr><th>{k}</th><td>{fmt(record.get(k, ''))}</td></tr>"
-                          for k in UNIT_ROWS if k in record)
-        body = f"""<h1>{escape(record['unit_id'])}</h1>
-<p class="neighbours">{' · '.join(links)}</p>
-{visual}{self.caveat_html()}
-<h2>Numbers</h2><table id="numbers">{numbers}</table>{self.attribution_html(record['unit_id'])}"""
-        crumbs = (f'<a href="{root}index.html">atlas</a> › <a href="../../blocks/{stem}.html">'
-                  f'{escape(block)}</a> › <b>{unit}</b>')
-        return self._page(f"{record['unit_id']} · chromadissect", root,
-                          {"page": "unit", "block": block}, crumbs, body)
-
-    def attribution_html(self, unit_id: str) -> str:
-        entries = rundata.unit_attributions(self.run, unit_id, self.attributions)
-        imgs = "".join(f'<a href="../../../attributions/{escape(e["image"])}">'
-                       f'<img src="../../../attributions/{escape(e["image"])}" width="160" '
-                       f'alt="{escape(str(e.get("method", "")))}" loading="lazy"></a>'
-                       for e in entries if e["path"].exists())
-        return f"<h2>Attributions</h2><p>{imgs}</p>" if imgs else ""
+        block, unit, unit_id = record["block"], record["unit"], record["unit_id"]
+        attributions = [{"image": e["image"], "method": e.get("method", "")}
+                        for e in rundata.unit_attributions(self.run, unit_id, self.attributions)
+                        if e["path"].exists()]
+        return self.render(
+            "unit.html", "../../", {"page": "unit", "block": block}, unit_id=unit_id,
+            block_name=block, stem=file_stem(block), unit=unit,
+            prev_unit=unit - 1 if unit > 0 else None,
+            next_unit=unit + 1 if unit + 1 < len(block_units) else None,
+            card=card_relpath(block, unit) if unit_id in cards else None,
+            sprites=[self.sprite(block, unit, s, 3) for s in SPRITE_SETS],
+            command=f"chromadissect neuron {self.run} {unit_id}",
+            note=rundata.natural_caveat(self.info, short=True),
+            numbers=[(k, fmt(record[k])) for k in UNIT_ROWS if k in record],
+            attributions=attributions)
 
 
-def html_table(rows: list[list[str]]) -> str:
-    """A CSV (header row first) as an HTML table."""
-    if not rows:
-        return ""
-    head = "".join(f"<th>{escape(c)}</th>" for c in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def settings_table(info: dict) -> str:
-    """run.json flattened into `section.key | value` rows (long values shortened)."""
+def settings_rows(info: dict) -> list[tuple[str, str]]:
+    """run.json flattened into (`section.key`, value) rows, long values shortened."""
     rows = []
     for key, value in flatten(info).items():
         text = value if isinstance(value, str) else json.dumps(value)
-        text = text if len(text) <= 200 else text[:197] + "..."
-        rows.append(f"<tr><th>{escape(key)}</th><td>{escape(text)}</td></tr>")
-    return f"<table id=\"settings\">{''.join(rows)}</table>" if rows else "<p>no run.json</p>"
+        rows.append((key, text if len(text) <= 200 else text[:197] + "..."))
+    return rows
 
 
 def flatten(d: dict, prefix: str = "", depth: int = 2) -> dict:
