@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
+from interp.progress import bar
 from viz import card, figures, rundata
 from viz.pages import ASSETS, SPRITE_SETS, TEMPLATES, Site, card_relpath, file_stem, sprite_path
 
@@ -93,7 +93,7 @@ def build_atlas(run: Path, *, cards_per_type: int = 1, thumb: int = 40) -> Path:
     cards = {u["unit_id"] for u in units if card_path(run, u["block"], u["unit"]).exists()}
     group = rundata.open_analysis(run)
     by_block = rundata.by_block(units)
-    for block, n in tqdm(sizes.items(), desc="atlas blocks", unit="block"):
+    for block, n in bar(sizes.items(), desc="atlas blocks", unit="block"):
         for set_name in SPRITE_SETS:
             thumbs = block_thumbnails(group, set_name, block, n, thumb)
             sheet = sprite_sheet(thumbs, site.columns(n))
@@ -111,7 +111,7 @@ def build_atlas(run: Path, *, cards_per_type: int = 1, thumb: int = 40) -> Path:
 def render_cards(run: Path, records: list[dict]) -> None:
     """Render the cards of `records`, skipping cards already newer than neurons.csv."""
     csv_time = (run / "neurons.csv").stat().st_mtime
-    for record in tqdm(records, desc="unit cards", unit="card"):
+    for record in bar(records, desc="unit cards", unit="card"):
         path = card_path(run, record["block"], record["unit"])
         if not (path.exists() and path.stat().st_mtime >= csv_time):
             card.write_card(run, record, path)
