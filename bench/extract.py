@@ -25,24 +25,16 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from interp import store  # noqa: E402
-from interp.extract import (  # noqa: E402
-    Images,
-    _Loop,
-    autocast,
-    batches_of,
-    default_workers,
-    probe_blocks,
-    reduction_hooks,
-    uses_channels_last,
-)
-from interp.hooks import Recorder, reduce_map  # noqa: E402
+from interp.extract import _Loop, batches_of, default_workers, probe_blocks  # noqa: E402
+from interp.hooks import Recorder, reduce_map, reduction_hooks  # noqa: E402
+from interp.inputs import Images, autocast, to_input, uses_channels_last  # noqa: E402
 from interp.models import load_model, resolve_device  # noqa: E402
 from interp.writer import ChunkWriter  # noqa: E402
 from stimuli import get_set  # noqa: E402
-from stimuli.dataset import StimulusDataset, normalize  # noqa: E402
 
 
 class PeakRSS:
@@ -223,9 +215,7 @@ def main() -> None:
         args.workers = default_workers(device)
     loaded = load_model(args.model, "none", device=device)
     s = get_set(args.set, samples_per_combo=1, image_size=loaded.image_size)
-    images = torch.stack([StimulusDataset(s, normalize=False)[i][0]
-                          for i in range(args.batch_size)])
-    x = normalize(images.to(device), loaded.mean, loaded.std)
+    x = to_input(np.stack([s.render(i) for i in range(args.batch_size)]), loaded)
     extract_fmt = "channels_last" if uses_channels_last(device) else "contiguous"
     formats = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
     infos = probe_blocks(loaded, device)

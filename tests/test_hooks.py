@@ -8,6 +8,7 @@ import torch
 
 from interp.extract import reduce_batch, unit_maps
 from interp.hooks import flat_to_yx, reduce_map, reduction_hooks
+from interp.inputs import to_input
 
 
 def full_maps(loaded, x: torch.Tensor) -> dict[str, np.ndarray]:
@@ -85,11 +86,8 @@ def test_hooks_removed_after_error(tiny_loaded):
 def test_reduce_batch_and_unit_maps_match_full_maps(tiny_loaded):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(3, 64, 64, 3), dtype=np.uint8)
-    from stimuli.dataset import normalize
-
-    x = normalize(torch.from_numpy(images).permute(0, 3, 1, 2), tiny_loaded.mean, tiny_loaded.std)
     out = reduce_batch(tiny_loaded, images)  # puts the model in the extraction's memory format
-    maps = full_maps(tiny_loaded, x.contiguous(memory_format=torch.channels_last))
+    maps = full_maps(tiny_loaded, to_input(images, tiny_loaded))
     assert list(out) == list(tiny_loaded.blocks)
     for name, (mx, yx, mean) in out.items():
         dmx, dyx, dmean = direct(maps[name])
@@ -101,24 +99,3 @@ def test_reduce_batch_and_unit_maps_match_full_maps(tiny_loaded):
     got = unit_maps(tiny_loaded, images, [f"{block}:3"])
     np.testing.assert_array_equal(got[f"{block}:3"], maps[block][:, 3])
     tiny_loaded.visual.to(memory_format=torch.contiguous_format)
-
-
-def test_inputs_match_bitwise_whatever_the_path(tiny_loaded):
-    """Worker-normalised images (one at a time), whole uint8 batches (NHWC or NCHW) and
-    stimuli's normalize all give the same model input, so re-runs reproduce stored numbers."""
-    from interp.extract import Images, batch_to_input, to_input
-    from stimuli import get_set
-    from stimuli.dataset import normalize
-
-    s = get_set("shapes", samples_per_combo=1, image_size=64, limit=4)
-    cpu = torch.device("cpu")
-    hwc = torch.from_numpy(np.stack([s.render(i) for i in range(4)]))
-    worker = torch.stack([Images(s, tiny_loaded.mean, tiny_loaded.std, True)[i][0]
-                          for i in range(4)])
-    a = batch_to_input(worker, tiny_loaded, cpu)
-    b = batch_to_input(hwc, tiny_loaded, cpu)
-    c = to_input(hwc.permute(0, 3, 1, 2).contiguous(), tiny_loaded, cpu)
-    d = normalize(hwc.permute(0, 3, 1, 2), tiny_loaded.mean, tiny_loaded.std)
-    assert a.is_contiguous(memory_format=torch.channels_last)
-    for other in (b, c, d):
-        assert torch.equal(a, other)

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from interp.analysis.hue import OPPONENT
 from interp.analysis.rf import Field
+from interp.inputs import autocast, to_input
 from interp.store import VALUE_DTYPE
 
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma weights
@@ -113,8 +114,6 @@ def gray_activations(loaded, render: Callable[[int], np.ndarray],
     the extraction's `dtype` so that a and a_gray come from the same arithmetic, and stored
     rounded to the store's float16 as a is (float32 arrays holding float16 values).
     """
-    from interp.extract import autocast, to_input
-
     out = {b: np.zeros(idx.shape, dtype=np.float32) for b, (idx, _) in pairs.items()}
     images = np.unique(np.concatenate([idx.ravel() for idx, _ in pairs.values()]))
     by_image = {b: np.argsort(idx.ravel(), kind="stable") for b, (idx, _) in pairs.items()}
@@ -136,8 +135,7 @@ def gray_activations(loaded, render: Callable[[int], np.ndarray],
                 g.want[b] = tuple(torch.as_tensor(v, device=device) for v in (
                     np.searchsorted(batch, flat_idx[sel]), sel // idx.shape[1], y, x))
             arr = np.stack([gray(render(int(i))) for i in batch])
-            tensor = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
-            loaded.visual(to_input(tensor, loaded, device))
+            loaded.visual(to_input(arr, loaded))
             for b, sel in where.items():
                 out[b].ravel()[sel] = g.got[b]
     return out
@@ -149,8 +147,6 @@ def opponent_gray_activations(loaded, render: Callable[[int], np.ndarray], block
     """a_gray (units, N) of one block with only each receptive field grayed by opponent PCA:
     one forward per distinct (image, location), shared by the units that need it; float16
     values as the store's a."""
-    from interp.extract import autocast, to_input
-
     n = topn_index.shape[1]
     keys = np.stack([topn_index.ravel(), topn_loc[..., 0].ravel().astype(np.int64),
                      topn_loc[..., 1].ravel().astype(np.int64)], axis=1)
@@ -169,7 +165,6 @@ def opponent_gray_activations(loaded, render: Callable[[int], np.ndarray], block
                 which[sel] - start, units[sel], keys[sel, 1], keys[sel, 2]))}
             arr = np.stack([opponent_pca_gray(render(int(i)), field.box(int(y), int(x)))
                             for i, y, x in rows])
-            tensor = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
-            loaded.visual(to_input(tensor, loaded, device))
+            loaded.visual(to_input(arr, loaded))
             out[sel] = g.got[block]
     return out.reshape(topn_index.shape)
