@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import os
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +15,11 @@ import zarr
 from tqdm import tqdm
 
 from interp.errors import ChromaError
+from interp.inputs import Images, autocast, batch_to_input
 from interp.models import LoadedModel
 from interp.naming.experiments import prompts
 
 log = logging.getLogger(__name__)
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def require_text_tower(loaded: LoadedModel) -> None:
@@ -29,13 +27,6 @@ def require_text_tower(loaded: LoadedModel) -> None:
     if loaded.clip is None or loaded.tokenizer is None:
         raise ChromaError(f"--model {loaded.model} has no text tower, so it cannot name colours; "
                           "use an open_clip CLIP model (e.g. --model RN50)")
-
-
-def autocast(device: torch.device, dtype: str):
-    """Mixed precision for float16/bfloat16, nothing for float32."""
-    if dtype == "float32":
-        return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=DTYPES[dtype])
 
 
 @torch.no_grad()
@@ -91,9 +82,7 @@ class EmbeddingCache:
 
 
 def _loader(stim_set, loaded: LoadedModel, batch_size: int, workers: int | None, todo: list[int]):
-    from stimuli.dataset import StimulusDataset
-
-    dataset = StimulusDataset(stim_set, mean=loaded.mean, std=loaded.std, normalize=False)
+    dataset = Images(stim_set, loaded.mean, loaded.std, normalize=False)
     if workers is None:
         workers = max(0, (os.cpu_count() or 1) - 1)
     batches = [list(range(c * batch_size, min(len(stim_set), (c + 1) * batch_size))) for c in todo]
@@ -103,10 +92,9 @@ def _loader(stim_set, loaded: LoadedModel, batch_size: int, workers: int | None,
 
 @torch.no_grad()
 def encode_batch(loaded: LoadedModel, images: torch.Tensor, dtype: str) -> torch.Tensor:
-    """uint8 (N, 3, H, W) images -> (N, D) unit-norm float32 embeddings."""
-    from stimuli.dataset import normalize
-
-    x = normalize(images.to(loaded.device, non_blocking=True), loaded.mean, loaded.std)
+    """uint8 (N, H, W, 3) images, as `Images` yields them -> (N, D) unit-norm float32
+    embeddings."""
+    x = batch_to_input(images, loaded, loaded.device)
     with autocast(loaded.device, dtype):
         emb = loaded.clip.encode_image(x)
     return torch.nn.functional.normalize(emb.float(), dim=-1)
