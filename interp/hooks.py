@@ -1,4 +1,5 @@
-"""Forward hooks that reduce each block's output on the device: spatial max, its (y, x), mean.
+"""Forward hooks: `trace`, the one way this package hooks a model, and the reduction recorder on
+top of it, which reduces each block's output on the device (spatial max, its (y, x), mean).
 
 The reduction happens inside the hook, on the block's final output: open_clip's Bottleneck ends
 with an in-place `out += identity; relu`, so a kept reference to an inner tensor would change.
@@ -6,13 +7,15 @@ with an in-place `out += identity; relu`, so a kept reference to an inner tensor
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from interp.errors import UsageError
 
 
 @dataclass
@@ -57,24 +60,82 @@ class Recorder:
         self.maps.clear()
 
 
-def _output_tensor(output: object) -> torch.Tensor:
+class _Stop(Exception):
+    """Ends a forward pass once every module of a `trace` with `stop=True` has run."""
+
+    def __init__(self, owner: Trace) -> None:
+        super().__init__("forward stopped after the last traced module")
+        self.owner = owner
+
+
+@dataclass
+class Trace:
+    """What `trace` yields: the traced modules by name and, with `keep=True`, each one's last
+    output (the tensor itself, so gradients flow through it)."""
+
+    modules: Mapping[str, nn.Module]
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    _ran: set[str] = field(default_factory=set, repr=False)
+
+
+OnOutput = Callable[[str, torch.Tensor], torch.Tensor | None]
+
+
+@contextmanager
+def trace(modules: Mapping[str, nn.Module], on_output: OnOutput | None = None, *,
+          keep: bool = False, stop: bool = False) -> Iterator[Trace]:
+    """One forward hook per named module (names as given: the model's dotted paths), removed on
+    exit, also on error.
+
+    Each hook unwraps the module's output (a tensor, or the first tensor of a tuple or list) and
+    calls `on_output(name, tensor)`; a tensor it returns replaces that output (inside the tuple
+    if the module returned one). `stop=True` ends the forward once every traced module has run,
+    so a caller needing inner layers does not pay for the rest: use it for one forward per
+    `with`, whose body then ends there.
+    """
+    t = Trace(modules)
+    handles = [m.register_forward_hook(_hook(t, name, on_output, keep, stop))
+               for name, m in modules.items()]
+    try:
+        yield t
+    except _Stop as err:
+        if err.owner is not t:
+            raise
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _hook(t: Trace, name: str, on_output: OnOutput | None, keep: bool, stop: bool):
+    def hook(_module: nn.Module, _inputs: tuple, output: object) -> object:
+        x = _output_tensor(output, name)
+        new = on_output(name, x) if on_output is not None else None
+        if keep:
+            t.outputs[name] = x if new is None else new
+        if stop:
+            t._ran.add(name)
+            if len(t._ran) == len(t.modules):
+                raise _Stop(t)
+        return None if new is None else _replace(output, new)
+
+    return hook
+
+
+def _output_tensor(output: object, name: str) -> torch.Tensor:
+    """The tensor a module returned, or the first of its tuple/list; else a UsageError."""
     if isinstance(output, torch.Tensor):
         return output
     if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
         return output[0]
-    raise TypeError(f"hooked module returned {type(output).__name__}, expected a tensor")
+    raise UsageError(f"layer {name!r} returns {type(output).__name__}, not a tensor; "
+                     "choose layers that output (N, C, H, W) maps")
 
 
-def _make_hook(name: str, recorder: Recorder, units: Sequence[int]):
-    def hook(_module: nn.Module, _inputs: tuple, output: object) -> None:
-        x = _output_tensor(output)
-        if x.dim() != 4:
-            raise ValueError(f"block {name} outputs shape {tuple(x.shape)}; expected (N, C, H, W)")
-        recorder.reductions[name] = reduce_map(x)
-        for unit in units:
-            recorder.maps[f"{name}:{unit}"] = x[:, unit].detach().clone()
-
-    return hook
+def _replace(output: object, new: torch.Tensor) -> object:
+    """`output` with its tensor (or its tuple's first tensor) replaced by `new`."""
+    if isinstance(output, torch.Tensor):
+        return new
+    return [new, *output[1:]] if isinstance(output, list) else (new, *output[1:])
 
 
 @contextmanager
@@ -82,7 +143,7 @@ def reduction_hooks(
     blocks: Mapping[str, nn.Module],
     keep_maps: Mapping[str, Sequence[int]] | None = None,
 ) -> Iterator[Recorder]:
-    """Attach a reducing forward hook to every named block; always detach them on exit.
+    """Reduce every named block's output as it is computed (a `trace`); detached on exit.
 
     `keep_maps` maps a block name to unit indices whose full maps are kept as well.
     """
@@ -91,12 +152,13 @@ def reduction_hooks(
     unknown = set(keep_maps) - set(blocks)
     if unknown:
         raise KeyError(f"unknown blocks for full maps: {sorted(unknown)}")
-    handles = [
-        module.register_forward_hook(_make_hook(name, recorder, keep_maps.get(name, ())))
-        for name, module in blocks.items()
-    ]
-    try:
+
+    def reduce(name: str, x: torch.Tensor) -> None:
+        if x.dim() != 4:
+            raise ValueError(f"block {name} outputs shape {tuple(x.shape)}; expected (N, C, H, W)")
+        recorder.reductions[name] = reduce_map(x)
+        for unit in keep_maps.get(name, ()):
+            recorder.maps[f"{name}:{unit}"] = x[:, unit].detach().clone()
+
+    with trace(blocks, reduce):
         yield recorder
-    finally:
-        for handle in handles:
-            handle.remove()
