@@ -30,7 +30,7 @@ import torch  # noqa: E402
 
 from interp import store  # noqa: E402
 from interp.extract import _Loop, batches_of, default_workers, probe_blocks  # noqa: E402
-from interp.hooks import Recorder, reduce_map, reduction_hooks  # noqa: E402
+from interp.hooks import Recorder, reduce_map, reduction_hooks, trace  # noqa: E402
 from interp.inputs import Images, autocast, to_input, uses_channels_last  # noqa: E402
 from interp.models import load_model, resolve_device  # noqa: E402
 from interp.writer import ChunkWriter  # noqa: E402
@@ -144,22 +144,12 @@ def pipeline(loaded, fn, recorder, infos, s, args, device, workdir: Path
 
 def caching_forward(visual, blocks: dict, recorder):
     """The activation-caching way: keep every block's full map, reduce after the forward."""
-    cache: dict[str, torch.Tensor] = {}
-
-    def keep(name):
-        return lambda _m, _i, out: cache.__setitem__(name, out)
-
     def fn(x):
-        handles = [m.register_forward_hook(keep(n)) for n, m in blocks.items()]
-        try:
+        with trace(blocks, keep=True) as t:
             out = visual(x)
-        finally:
-            for h in handles:
-                h.remove()
-        fn.held = max(fn.held, sum(t.nbytes for t in cache.values()))
-        for name, full in cache.items():
+        fn.held = max(fn.held, sum(full.nbytes for full in t.outputs.values()))
+        for name, full in t.outputs.items():
             recorder.reductions[name] = reduce_map(full)
-        cache.clear()
         return out
 
     fn.held = 0
