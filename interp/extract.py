@@ -25,6 +25,7 @@ from interp.errors import UsageError
 from interp.hooks import Recorder, reduction_hooks
 from interp.inputs import Images, autocast, batch_to_input, prepare, to_input
 from interp.rundir import MODEL_KEYS, RunDir
+from interp.units import parse_unit_id
 from interp.writer import BlockArrays, ChunkAssembler, ChunkWriter
 
 log = logging.getLogger(__name__)
@@ -108,11 +109,11 @@ def unit_maps(loaded, images_uint8, units: Sequence[str], dtype: str = "float32"
     """Full activation maps (N, H, W) float32 of a few units named `block:unit`."""
     keep: dict[str, list[int]] = {}
     for uid in units:
-        block, _, unit = uid.rpartition(":")
-        if block not in loaded.blocks or not unit.isdigit():
-            raise UsageError(f"unknown unit {uid!r}; use BLOCK:UNIT with BLOCK in "
+        block, unit = parse_unit_id(uid)
+        if block not in loaded.blocks:
+            raise UsageError(f"unit {uid!r}: unknown block {block!r}; blocks: "
                              f"{', '.join(loaded.blocks)}")
-        keep.setdefault(block, []).append(int(unit))
+        keep.setdefault(block, []).append(unit)
     device = loaded.device
     x = to_input(images_uint8, loaded)
     with reduction_hooks(loaded.blocks, keep) as rec, torch.inference_mode(), \
