@@ -7,7 +7,6 @@ bit); each process (torchrun rank) owns whole chunks; a background thread writes
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import os
 import platform
@@ -22,7 +21,7 @@ from tqdm import tqdm
 
 from interp import distributed, store
 from interp.errors import UsageError
-from interp.hooks import Recorder, reduction_hooks
+from interp.hooks import Recorder, gather, reduction_hooks, split_blocks
 from interp.inputs import Images, autocast, batch_to_input, prepare, to_input
 from interp.rundir import MODEL_KEYS, RunDir
 from interp.units import parse_unit_id
@@ -35,48 +34,6 @@ DEFAULT_SETS = ("shapes", "stroop", "stroop-white", "words", "natural")
 
 
 # --- running a batch through the hooked model -------------------------------------------------
-
-@functools.lru_cache(maxsize=8)
-def _unit_widths(shapes: tuple[tuple[int, int], ...], device: torch.device) -> torch.Tensor:
-    """Map width of every unit, blocks concatenated: shapes = ((n_units, width), ...)."""
-    return torch.cat([torch.full((c,), w, dtype=torch.int64) for c, w in shapes]).to(device)
-
-
-def gather(recorder: Recorder, blocks: Sequence[str]) -> tuple[torch.Tensor, ...]:
-    """All blocks' reductions as three host tensors (max, y/x or flat index, mean), all units.
-
-    On a GPU the conversion to the store's dtypes happens there (less to copy); on a CPU it is
-    left to numpy in `split_blocks`: torch's multi-threaded small ops cost more than the data.
-    """
-    reds = [recorder.reductions[b] for b in blocks]
-    mx = torch.cat([r.max for r in reds], dim=1)
-    mean = torch.cat([r.mean for r in reds], dim=1)
-    index = torch.cat([r.argmax for r in reds], dim=1)
-    if index.device.type == "cpu":
-        return mx.float(), index, mean
-    widths = _unit_widths(tuple((r.max.shape[1], r.map_shape[1]) for r in reds), index.device)
-    y = index // widths
-    small = all(max(r.map_shape) <= 256 for r in reds)
-    yx = torch.stack((y, index - y * widths), dim=-1).to(torch.uint8 if small else torch.int32)
-    return tuple(t.to("cpu", non_blocking=True)
-                 for t in (mx.to(torch.float16), yx, mean.to(torch.float16)))
-
-
-def split_blocks(host: tuple[torch.Tensor, ...], infos: dict[str, store.BlockInfo]) -> BlockArrays:
-    """Cut the concatenated unit axis back into blocks, in the store's dtypes."""
-    mx, yx, mean = (t.numpy() for t in host)
-    mx, mean = mx.astype(np.float16, copy=False), mean.astype(np.float16, copy=False)
-    out, start = {}, 0
-    for name, info in infos.items():
-        end = start + info.n_units
-        block_yx = yx[:, start:end]
-        if block_yx.ndim == 2:  # flat index from the CPU path
-            block_yx = np.stack(np.divmod(block_yx, info.map_shape[1]), axis=-1)
-        out[name] = (mx[:, start:end], block_yx.astype(info.argmax_dtype, copy=False),
-                     mean[:, start:end])
-        start = end
-    return out
-
 
 def probe_blocks(loaded, device: torch.device) -> dict[str, store.BlockInfo]:
     """Units and map shape of every hooked block, from one blank image."""

@@ -1,5 +1,6 @@
 """Forward hooks: `trace`, the one way this package hooks a model, and the reduction recorder on
-top of it, which reduces each block's output on the device (spatial max, its (y, x), mean).
+top of it, which reduces each block's output on the device (spatial max, its (y, x), mean) and
+hands the reductions over in the store's dtypes (`gather`, `split_blocks`).
 
 The reduction happens inside the hook, on the block's final output: open_clip's Bottleneck ends
 with an in-place `out += identity; relu`, so a kept reference to an inner tensor would change.
@@ -7,15 +8,22 @@ with an in-place `out += identity; relu`, so a kept reference to an inner tensor
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from interp.errors import UsageError
+
+if TYPE_CHECKING:
+    from interp.store import BlockInfo
+    from interp.writer import BlockArrays
 
 
 @dataclass
@@ -162,3 +170,47 @@ def reduction_hooks(
 
     with trace(blocks, reduce):
         yield recorder
+
+
+# --- from the recorder to the store's arrays ------------------------------------------------
+
+@functools.lru_cache(maxsize=8)
+def _unit_widths(shapes: tuple[tuple[int, int], ...], device: torch.device) -> torch.Tensor:
+    """Map width of every unit, blocks concatenated: shapes = ((n_units, width), ...)."""
+    return torch.cat([torch.full((c,), w, dtype=torch.int64) for c, w in shapes]).to(device)
+
+
+def gather(recorder: Recorder, blocks: Sequence[str]) -> tuple[torch.Tensor, ...]:
+    """All blocks' reductions as three host tensors (max, y/x or flat index, mean), all units.
+
+    On a GPU the conversion to the store's dtypes happens there (less to copy); on a CPU it is
+    left to numpy in `split_blocks`: torch's multi-threaded small ops cost more than the data.
+    """
+    reds = [recorder.reductions[b] for b in blocks]
+    mx = torch.cat([r.max for r in reds], dim=1)
+    mean = torch.cat([r.mean for r in reds], dim=1)
+    index = torch.cat([r.argmax for r in reds], dim=1)
+    if index.device.type == "cpu":
+        return mx.float(), index, mean
+    widths = _unit_widths(tuple((r.max.shape[1], r.map_shape[1]) for r in reds), index.device)
+    y = index // widths
+    small = all(max(r.map_shape) <= 256 for r in reds)
+    yx = torch.stack((y, index - y * widths), dim=-1).to(torch.uint8 if small else torch.int32)
+    return tuple(t.to("cpu", non_blocking=True)
+                 for t in (mx.to(torch.float16), yx, mean.to(torch.float16)))
+
+
+def split_blocks(host: tuple[torch.Tensor, ...], infos: dict[str, BlockInfo]) -> BlockArrays:
+    """Cut the concatenated unit axis back into blocks, in the store's dtypes."""
+    mx, yx, mean = (t.numpy() for t in host)
+    mx, mean = mx.astype(np.float16, copy=False), mean.astype(np.float16, copy=False)
+    out, start = {}, 0
+    for name, info in infos.items():
+        end = start + info.n_units
+        block_yx = yx[:, start:end]
+        if block_yx.ndim == 2:  # flat index from the CPU path
+            block_yx = np.stack(np.divmod(block_yx, info.map_shape[1]), axis=-1)
+        out[name] = (mx[:, start:end], block_yx.astype(info.argmax_dtype, copy=False),
+                     mean[:, start:end])
+        start = end
+    return out
