@@ -123,7 +123,7 @@ def pipeline(loaded, fn, recorder, infos, s, args, device, workdir: Path
     chunk = 2 * args.batch_size
     g = store.create_set(root, "bench", n, chunk, infos, {"i": torch.arange(n).numpy()}, {}, {})
     loader = torch.utils.data.DataLoader(
-        Images(s, loaded.mean, loaded.std, normalize=device.type == "cpu"),
+        Images(s),
         batch_sampler=list(batches_of(range(-(-n // chunk)), chunk, args.batch_size, n)),
         num_workers=args.workers, pin_memory=device.type == "cuda")
     timer = SteadyTimer(loader, device)

@@ -1,10 +1,10 @@
 """Images per second per core for each stimulus set, on the extraction's path to the model input.
 
 Usage: .venv/bin/python bench/stimuli.py [--images N] [--image-size PX] [--batch-size B]
-Each image goes the way `chromadissect extract` takes it: the `Images` dataset through a
-DataLoader (batches of indices spread over the set), then `batch_to_input`. Two forms:
-`normalized`, the CPU run's path to the finished input tensor (normalised in the dataset,
-channels-last); `uint8`, a GPU run's share on the host (rendered uint8 batches, which the GPU
+Each image goes the way `chromadissect extract` and `naming` take it: the `Images` dataset
+(uint8) through a DataLoader (batches of indices spread over the set), then `batch_to_input`.
+Two figures: `normalized`, a CPU run's whole path to the input tensor (normalised,
+channels-last); `uint8`, up to the DataLoader's batch, the host's share of a GPU run (the GPU
 normalises). Single process, one torch thread; the rate is images / CPU seconds of this process,
 so other work on a shared machine does not lower it (the wall-clock rate is printed too). Each
 set is warmed first by labels(), which also loads the fonts and measures every word once.
@@ -36,11 +36,12 @@ CPU = torch.device("cpu")
 
 
 def rate(s, loaded, n: int, batch_size: int, normalize: bool) -> tuple[float, float]:
-    """(images per CPU second, images per wall second) over n images spread over the set."""
+    """(images per CPU second, images per wall second) over n images spread over the set, to
+    the normalised input (`normalize`) or to the uint8 batch."""
     step = max(1, len(s) // n)
     indices = [(k * step) % len(s) for k in range(n)]
     batches = [indices[k:k + batch_size] for k in range(0, n, batch_size)]
-    loader = DataLoader(Images(s, loaded.mean, loaded.std, normalize), batch_sampler=batches)
+    loader = DataLoader(Images(s), batch_sampler=batches)
     cpu, wall = time.process_time(), time.perf_counter()
     for images, _index in loader:
         if normalize:

@@ -235,8 +235,7 @@ def _extract_set(loop: _Loop, g, d, s, name: str, chunk: int, batch_size: int, w
              -(-n // chunk), store_root, name)
     start = time.perf_counter()
     if mine:
-        ds = Images(s, loop.loaded.mean, loop.loaded.std, normalize=loop.device.type == "cpu")
-        loader = DataLoader(ds, batch_sampler=list(batches_of(mine, chunk, batch_size, n)),
+        loader = DataLoader(Images(s), batch_sampler=list(batches_of(mine, chunk, batch_size, n)),
                             num_workers=workers, pin_memory=loop.device.type == "cuda")
         chunks = store.ChunkStore(g, store_root)
         writer = ChunkWriter(chunks.write)

@@ -97,8 +97,8 @@ def _try_channels_last(loaded, device: torch.device) -> torch.memory_format:
 
 def normalize_hwc(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]
                   ) -> torch.Tensor:
-    """uint8 (..., H, W, 3) -> (x / 255 - mean) / std float32; elementwise, so one image at a
-    time in a worker gives the same bits as a whole batch on the device.
+    """uint8 (..., H, W, 3) -> (x / 255 - mean) / std float32, elementwise: the same bits for an
+    image alone or in any batch, on any device.
 
     Each image row (W x 3 values) meets mean and std tiled along it: the same values as
     broadcasting over the channel axis, 5x faster than a 3-long innermost loop.
@@ -119,34 +119,31 @@ def _mean_std(mean: tuple, std: tuple, width: int, device: torch.device
 
 
 class Images(torch.utils.data.Dataset):
-    """(H, W, 3) images of a stimulus set for DataLoader workers, with their index: uint8 when
-    the device normalises (GPU: 4x less to copy), normalised float32 when `normalize` is set."""
+    """uint8 (H, W, 3) images of a stimulus set with their index, for DataLoader workers: a
+    quarter of float32's bytes to collate and copy; `batch_to_input` normalises the batch."""
 
-    def __init__(self, stimulus_set, mean: Sequence[float], std: Sequence[float],
-                 normalize: bool) -> None:
-        self.set, self.mean, self.std, self.normalize = stimulus_set, mean, std, normalize
+    def __init__(self, stimulus_set) -> None:
+        self.set = stimulus_set
 
     def __len__(self) -> int:
         return len(self.set)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        image = torch.from_numpy(np.ascontiguousarray(self.set.render(i)))
-        return (normalize_hwc(image, self.mean, self.std) if self.normalize else image), int(i)
+        return torch.from_numpy(np.ascontiguousarray(self.set.render(i))), int(i)
 
 
 # --- model inputs -----------------------------------------------------------------------------
 
 def batch_to_input(images: torch.Tensor, loaded, device: torch.device) -> torch.Tensor:
-    """(N, H, W, 3) uint8 or normalised float -> normalised (N, 3, H, W) on the device.
+    """uint8 (N, H, W, 3) -> normalised (N, 3, H, W) on the device.
 
     NHWC memory seen as NCHW is channels-last already: no copy where that format is in use
     (`model_format`: deciding it the first time converts the model's 4-D weights in place).
     """
-    x = images.to(device, non_blocking=True)
-    if x.dtype == torch.uint8:
-        x = normalize_hwc(x, loaded.mean, loaded.std)
-    x = x.permute(0, 3, 1, 2)
-    return x.contiguous(memory_format=model_format(loaded, device))
+    if images.dtype != torch.uint8:
+        raise ValueError(f"expected uint8 images (N, H, W, 3), got {images.dtype}")
+    x = normalize_hwc(images.to(device, non_blocking=True), loaded.mean, loaded.std)
+    return x.permute(0, 3, 1, 2).contiguous(memory_format=model_format(loaded, device))
 
 
 def to_input(images: np.ndarray | torch.Tensor, loaded) -> torch.Tensor:

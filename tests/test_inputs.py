@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from interp.errors import UsageError
-from interp.inputs import Images, baseline, batch_to_input, render_inputs, to_input
+from interp.inputs import (
+    Images,
+    baseline,
+    batch_to_input,
+    normalize_hwc,
+    render_inputs,
+    to_input,
+)
 from stimuli import get_set
 
 
@@ -24,17 +31,16 @@ def reference(hwc: torch.Tensor, loaded) -> torch.Tensor:
 
 
 def test_inputs_match_bitwise_whatever_the_path(tiny_loaded, shapes):
-    """Extraction (normalised in workers, or uint8 to the device, as naming does), reduce_batch
-    and CSI (numpy NHWC), torch NCHW callers and attribution all feed the model one tensor."""
-    cpu = torch.device("cpu")
+    """Extraction and naming (`Images` through DataLoader workers), reduce_batch and CSI (numpy
+    NHWC), torch NCHW callers and attribution all feed the model one tensor."""
     hwc = torch.from_numpy(np.stack([shapes.render(i) for i in range(4)]))
-    normalised = Images(shapes, tiny_loaded.mean, tiny_loaded.std, normalize=True)
-    uint8 = Images(shapes, tiny_loaded.mean, tiny_loaded.std, normalize=False)
+    loader = torch.utils.data.DataLoader(Images(shapes), batch_size=2, num_workers=2)
+    batches = list(loader)
+    assert [index.tolist() for _, index in batches] == [[0, 1], [2, 3]]
     pixels, attribution = render_inputs(shapes, range(4), tiny_loaded)
     paths = {
-        "workers": batch_to_input(torch.stack([normalised[i][0] for i in range(4)]),
-                                  tiny_loaded, cpu),
-        "device": batch_to_input(torch.stack([uint8[i][0] for i in range(4)]), tiny_loaded, cpu),
+        "loader": torch.cat([batch_to_input(images, tiny_loaded, torch.device("cpu"))
+                             for images, _ in batches]),
         "numpy": to_input(hwc.numpy(), tiny_loaded),
         "nchw": to_input(hwc.permute(0, 3, 1, 2).contiguous(), tiny_loaded),
         "attribution": attribution,
@@ -46,13 +52,10 @@ def test_inputs_match_bitwise_whatever_the_path(tiny_loaded, shapes):
         assert x.is_contiguous(memory_format=torch.channels_last), name  # the extraction's form
 
 
-def test_images_in_worker_processes_give_the_same_batches(tiny_loaded, shapes):
-    ds = Images(shapes, tiny_loaded.mean, tiny_loaded.std, normalize=True)
-    batches = list(torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2))
-    assert [index.tolist() for _, index in batches] == [[0, 1], [2, 3]]
+def test_one_image_normalises_as_in_a_batch(tiny_loaded, shapes):
     hwc = torch.from_numpy(np.stack([shapes.render(i) for i in range(4)]))
-    assert torch.equal(torch.cat([images for images, _ in batches]),
-                       reference(hwc, tiny_loaded).permute(0, 2, 3, 1))
+    alone = torch.stack([normalize_hwc(image, tiny_loaded.mean, tiny_loaded.std) for image in hwc])
+    assert torch.equal(alone, normalize_hwc(hwc, tiny_loaded.mean, tiny_loaded.std))
 
 
 def test_baselines_are_a_normalised_black_image_or_the_mean(tiny_loaded, shapes):
@@ -71,3 +74,8 @@ def test_baselines_are_a_normalised_black_image_or_the_mean(tiny_loaded, shapes)
 def test_to_input_refuses_other_layouts(tiny_loaded, images):
     with pytest.raises(ValueError, match="expected uint8 images"):
         to_input(images, tiny_loaded)
+
+
+def test_batch_to_input_refuses_float_images(tiny_loaded):
+    with pytest.raises(ValueError, match="expected uint8 images"):
+        batch_to_input(torch.zeros(2, 8, 8, 3), tiny_loaded, torch.device("cpu"))

@@ -82,11 +82,10 @@ class EmbeddingCache:
 
 
 def _loader(stim_set, loaded: LoadedModel, batch_size: int, workers: int | None, todo: list[int]):
-    dataset = Images(stim_set, loaded.mean, loaded.std, normalize=False)
     if workers is None:
         workers = max(0, (os.cpu_count() or 1) - 1)
     batches = [list(range(c * batch_size, min(len(stim_set), (c + 1) * batch_size))) for c in todo]
-    return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers,
+    return torch.utils.data.DataLoader(Images(stim_set), batch_sampler=batches, num_workers=workers,
                                        pin_memory=loaded.device.type == "cuda")
 
 
