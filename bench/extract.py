@@ -25,24 +25,16 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from interp import store  # noqa: E402
-from interp.extract import (  # noqa: E402
-    Images,
-    _Loop,
-    autocast,
-    batches_of,
-    default_workers,
-    probe_blocks,
-    reduction_hooks,
-    uses_channels_last,
-)
-from interp.hooks import Recorder, reduce_map  # noqa: E402
+from interp.extract import _Loop, batches_of, default_workers, probe_blocks  # noqa: E402
+from interp.hooks import Recorder, reduce_map, reduction_hooks, trace  # noqa: E402
+from interp.inputs import Images, autocast, to_input, uses_channels_last  # noqa: E402
 from interp.models import load_model, resolve_device  # noqa: E402
 from interp.writer import ChunkWriter  # noqa: E402
 from stimuli import get_set  # noqa: E402
-from stimuli.dataset import StimulusDataset, normalize  # noqa: E402
 
 
 class PeakRSS:
@@ -131,7 +123,7 @@ def pipeline(loaded, fn, recorder, infos, s, args, device, workdir: Path
     chunk = 2 * args.batch_size
     g = store.create_set(root, "bench", n, chunk, infos, {"i": torch.arange(n).numpy()}, {}, {})
     loader = torch.utils.data.DataLoader(
-        Images(s, loaded.mean, loaded.std, normalize=device.type == "cpu"),
+        Images(s),
         batch_sampler=list(batches_of(range(-(-n // chunk)), chunk, args.batch_size, n)),
         num_workers=args.workers, pin_memory=device.type == "cuda")
     timer = SteadyTimer(loader, device)
@@ -152,22 +144,12 @@ def pipeline(loaded, fn, recorder, infos, s, args, device, workdir: Path
 
 def caching_forward(visual, blocks: dict, recorder):
     """The activation-caching way: keep every block's full map, reduce after the forward."""
-    cache: dict[str, torch.Tensor] = {}
-
-    def keep(name):
-        return lambda _m, _i, out: cache.__setitem__(name, out)
-
     def fn(x):
-        handles = [m.register_forward_hook(keep(n)) for n, m in blocks.items()]
-        try:
+        with trace(blocks, keep=True) as t:
             out = visual(x)
-        finally:
-            for h in handles:
-                h.remove()
-        fn.held = max(fn.held, sum(t.nbytes for t in cache.values()))
-        for name, full in cache.items():
+        fn.held = max(fn.held, sum(full.nbytes for full in t.outputs.values()))
+        for name, full in t.outputs.items():
             recorder.reductions[name] = reduce_map(full)
-        cache.clear()
         return out
 
     fn.held = 0
@@ -223,9 +205,7 @@ def main() -> None:
         args.workers = default_workers(device)
     loaded = load_model(args.model, "none", device=device)
     s = get_set(args.set, samples_per_combo=1, image_size=loaded.image_size)
-    images = torch.stack([StimulusDataset(s, normalize=False)[i][0]
-                          for i in range(args.batch_size)])
-    x = normalize(images.to(device), loaded.mean, loaded.std)
+    x = to_input(np.stack([s.render(i) for i in range(args.batch_size)]), loaded)
     extract_fmt = "channels_last" if uses_channels_last(device) else "contiguous"
     formats = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
     infos = probe_blocks(loaded, device)

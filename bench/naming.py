@@ -26,13 +26,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from interp.inputs import autocast, batch_to_input  # noqa: E402
 from interp.models import load_model  # noqa: E402
-from interp.naming.embeddings import EmbeddingCache, autocast  # noqa: E402
+from interp.naming.embeddings import EmbeddingCache  # noqa: E402
 from interp.naming.step import Naming, write_experiment  # noqa: E402
 from stimuli import get_set  # noqa: E402
-from stimuli.dataset import normalize  # noqa: E402
 
 
 class Clock:
@@ -56,9 +57,9 @@ def cpu_seconds() -> float:
 def bare_times(loaded, stim, n_images: int, batch_size: int, dtype: str) -> tuple[float, float]:
     """(wall, CPU) seconds of normalise + image tower on one pre-rendered batch, repeated for
     n_images."""
-    pixels = torch.stack([torch.from_numpy(stim.render(i).transpose(2, 0, 1).copy())
-                          for i in range(batch_size)]).to(loaded.device)
-    run = lambda: loaded.visual(normalize(pixels, loaded.mean, loaded.std))
+    pixels = torch.from_numpy(np.stack([stim.render(i) for i in range(batch_size)]))
+    pixels = pixels.to(loaded.device)
+    run = lambda: loaded.visual(batch_to_input(pixels, loaded, loaded.device))
     with autocast(loaded.device, dtype):
         run()  # warm-up
         _sync(loaded.device)

@@ -6,14 +6,12 @@ bit); each process (torchrun rank) owns whole chunks; a background thread writes
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import platform
 import time
-import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -21,177 +19,20 @@ import torch
 
 from interp import distributed, progress, store
 from interp.errors import UsageError
-from interp.hooks import Recorder, reduction_hooks
+from interp.hooks import Recorder, gather, reduction_hooks, split_blocks
+from interp.inputs import Images, autocast, batch_to_input, prepare, to_input
 from interp.rundir import MODEL_KEYS, RunDir
+from interp.units import parse_unit_id
 from interp.writer import BlockArrays, ChunkAssembler, ChunkWriter
 from stimuli import SET_NAMES
 
 log = logging.getLogger(__name__)
 
 CHUNK_TARGET_IMAGES = 256
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEFAULT_SETS = SET_NAMES  # every set
 
 
 # --- running a batch through the hooked model -------------------------------------------------
-
-def uses_channels_last(device: torch.device) -> bool:
-    """Channels-last where it is the faster form: CUDA and CPU (oneDNN); bench/extract.py checks."""
-    return device.type in ("cuda", "cpu")
-
-
-def prepare(loaded, device: torch.device, compile: bool = False):
-    """The callable to run: channels-last where faster and the model allows it (see
-    `model_format`), compiled if asked (hooks attached first)."""
-    visual = loaded.visual
-    if model_format(loaded, device) == torch.channels_last:
-        convert_4d(visual, torch.channels_last)  # again: a caller may have changed the format
-    return torch.compile(visual) if compile else visual
-
-
-# models decided on: model -> memory format it runs in (a model stays the same kind of model)
-_FORMATS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-# towers known to run channels-last (no trial forward): (package, class name)
-CHANNELS_LAST_TOWERS = {("open_clip", "ModifiedResNet"), ("torchvision", "ResNet")}
-
-
-def model_format(loaded, device: torch.device) -> torch.memory_format:
-    """The memory format the model and its inputs use on `device`, decided once per model.
-
-    Channels-last where faster (`uses_channels_last`) and the model runs in it: on first use its
-    4-D weights are converted in place and, unless it is a known ResNet tower, a blank batch is
-    tried; a model that fails then (e.g. a `.view()` of its input) runs NCHW-contiguous.
-    """
-    if not uses_channels_last(device):
-        return torch.contiguous_format
-    fmt = _FORMATS.get(loaded.visual)
-    if fmt is None:
-        fmt = _FORMATS[loaded.visual] = _try_channels_last(loaded, device)
-    return fmt
-
-
-def convert_4d(visual: torch.nn.Module, fmt: torch.memory_format) -> None:
-    """4-D parameters and buffers (conv weights) to `fmt`, in place; others stay as they are
-    (`Module.to(memory_format=...)` would also convert 5-D ones, which channels-last refuses)."""
-    visual._apply(lambda t: t.to(memory_format=fmt) if t.dim() == 4 else t)
-
-
-def _try_channels_last(loaded, device: torch.device) -> torch.memory_format:
-    """Convert the model to channels-last and run two blank images; NCHW if that raises."""
-    visual = loaded.visual
-    convert_4d(visual, torch.channels_last)
-    if (type(visual).__module__.partition(".")[0], type(visual).__name__) in CHANNELS_LAST_TOWERS:
-        return torch.channels_last
-    dtype = next(visual.parameters(), torch.empty(0)).dtype
-    # two images: a .view() merging the batch axis passes channels-last with one image only
-    blank = torch.zeros(2, 3, loaded.image_size, loaded.image_size, device=device, dtype=dtype)
-    try:
-        with torch.inference_mode():
-            visual(blank.contiguous(memory_format=torch.channels_last))
-    except Exception as err:  # noqa: BLE001 - the user's module may raise anything
-        convert_4d(visual, torch.contiguous_format)
-        log.info("%s does not run channels-last (%s: %s); running it NCHW-contiguous",
-                 type(visual).__name__, type(err).__name__, str(err).splitlines()[0][:120])
-        return torch.contiguous_format
-    return torch.channels_last
-
-
-def autocast(device: torch.device, dtype: str):
-    """Mixed precision for bfloat16/float16; plain float32 otherwise."""
-    if DTYPES[dtype] == torch.float32:
-        return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=DTYPES[dtype])
-
-
-def normalize_hwc(images: torch.Tensor, mean, std) -> torch.Tensor:
-    """uint8 (..., H, W, 3) -> (x / 255 - mean) / std float32; elementwise, so one image at a
-    time in a worker gives the same bits as a whole batch (the same ops as stimuli's normalize)."""
-    mean_t, std_t = _mean_std(tuple(mean), tuple(std), images.device)
-    return images.to(torch.float32).div_(255.0).sub_(mean_t).div_(std_t)
-
-
-@functools.lru_cache(maxsize=8)
-def _mean_std(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Made once per device: a fresh copy to a GPU would wait for the work queued before it."""
-    return tuple(torch.as_tensor(np.asarray(v, dtype=np.float32), device=device)
-                 for v in (mean, std))
-
-
-class Images(torch.utils.data.Dataset):
-    """(H, W, 3) images of a stimulus set for the DataLoader workers: uint8 when the device
-    normalises (GPU: 4x less to copy), normalised float32 otherwise (the CPU's workers do it)."""
-
-    def __init__(self, stimulus_set, mean, std, normalize: bool) -> None:
-        self.set, self.mean, self.std, self.normalize = stimulus_set, mean, std, normalize
-
-    def __len__(self) -> int:
-        return len(self.set)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        image = torch.from_numpy(np.ascontiguousarray(self.set.render(i)))
-        return (normalize_hwc(image, self.mean, self.std) if self.normalize else image), int(i)
-
-
-def batch_to_input(images: torch.Tensor, loaded, device: torch.device) -> torch.Tensor:
-    """(N, H, W, 3) uint8 or normalised float -> normalised (N, 3, H, W) on the device.
-
-    NHWC memory seen as NCHW is channels-last already: no copy where that format is in use
-    (`model_format`: deciding it the first time converts the model's 4-D weights in place).
-    """
-    x = images.to(device, non_blocking=True)
-    if x.dtype == torch.uint8:
-        x = normalize_hwc(x, loaded.mean, loaded.std)
-    x = x.permute(0, 3, 1, 2)
-    return x.contiguous(memory_format=model_format(loaded, device))
-
-
-def to_input(images_uint8: torch.Tensor, loaded, device: torch.device) -> torch.Tensor:
-    """uint8 (N, 3, H, W) -> normalised float on the device, in the extraction's memory format
-    (the same values, bit for bit, as the extraction computes for these images)."""
-    return batch_to_input(images_uint8.permute(0, 2, 3, 1), loaded, device)
-
-
-@functools.lru_cache(maxsize=8)
-def _unit_widths(shapes: tuple[tuple[int, int], ...], device: torch.device) -> torch.Tensor:
-    """Map width of every unit, blocks concatenated: shapes = ((n_units, width), ...)."""
-    return torch.cat([torch.full((c,), w, dtype=torch.int64) for c, w in shapes]).to(device)
-
-
-def gather(recorder: Recorder, blocks: Sequence[str]) -> tuple[torch.Tensor, ...]:
-    """All blocks' reductions as three host tensors (max, y/x or flat index, mean), all units.
-
-    On a GPU the conversion to the store's dtypes happens there (less to copy); on a CPU it is
-    left to numpy in `split_blocks`: torch's multi-threaded small ops cost more than the data.
-    """
-    reds = [recorder.reductions[b] for b in blocks]
-    mx = torch.cat([r.max for r in reds], dim=1)
-    mean = torch.cat([r.mean for r in reds], dim=1)
-    index = torch.cat([r.argmax for r in reds], dim=1)
-    if index.device.type == "cpu":
-        return mx.float(), index, mean
-    widths = _unit_widths(tuple((r.max.shape[1], r.map_shape[1]) for r in reds), index.device)
-    y = index // widths
-    small = all(max(r.map_shape) <= 256 for r in reds)
-    yx = torch.stack((y, index - y * widths), dim=-1).to(torch.uint8 if small else torch.int32)
-    return tuple(t.to("cpu", non_blocking=True)
-                 for t in (mx.to(torch.float16), yx, mean.to(torch.float16)))
-
-
-def split_blocks(host: tuple[torch.Tensor, ...], infos: dict[str, store.BlockInfo]) -> BlockArrays:
-    """Cut the concatenated unit axis back into blocks, in the store's dtypes."""
-    mx, yx, mean = (t.numpy() for t in host)
-    mx, mean = mx.astype(np.float16, copy=False), mean.astype(np.float16, copy=False)
-    out, start = {}, 0
-    for name, info in infos.items():
-        end = start + info.n_units
-        block_yx = yx[:, start:end]
-        if block_yx.ndim == 2:  # flat index from the CPU path
-            block_yx = np.stack(np.divmod(block_yx, info.map_shape[1]), axis=-1)
-        out[name] = (mx[:, start:end], block_yx.astype(info.argmax_dtype, copy=False),
-                     mean[:, start:end])
-        start = end
-    return out
-
 
 def probe_blocks(loaded, device: torch.device) -> dict[str, store.BlockInfo]:
     """Units and map shape of every hooked block, from one blank image."""
@@ -202,17 +43,6 @@ def probe_blocks(loaded, device: torch.device) -> dict[str, store.BlockInfo]:
                 for b in loaded.blocks}
 
 
-def _as_batch(images_uint8) -> torch.Tensor:
-    """(N, H, W, 3) numpy or (N, 3, H, W) torch uint8 -> (N, H, W, 3) uint8 tensor."""
-    if isinstance(images_uint8, np.ndarray):
-        images_uint8 = torch.from_numpy(np.ascontiguousarray(images_uint8))
-    elif images_uint8.dim() == 4:
-        images_uint8 = images_uint8.permute(0, 2, 3, 1)
-    if images_uint8.dtype != torch.uint8 or images_uint8.dim() != 4 or images_uint8.shape[3] != 3:
-        raise ValueError("expected uint8 images (N, H, W, 3) numpy or (N, 3, H, W) torch")
-    return images_uint8
-
-
 def reduce_batch(loaded, images_uint8, dtype: str = "float32") -> BlockArrays:
     """Per block (max float16, argmax (y, x), mean float16) of a batch, exactly as the store has it.
 
@@ -220,7 +50,7 @@ def reduce_batch(loaded, images_uint8, dtype: str = "float32") -> BlockArrays:
     Uses the extraction's memory format, so an image in the store gives the stored numbers.
     """
     device = loaded.device
-    x = batch_to_input(_as_batch(images_uint8), loaded, device)
+    x = to_input(images_uint8, loaded)
     infos = {}
     with reduction_hooks(loaded.blocks) as rec, torch.inference_mode(), autocast(device, dtype):
         prepare(loaded, device)(x)
@@ -235,13 +65,13 @@ def unit_maps(loaded, images_uint8, units: Sequence[str], dtype: str = "float32"
     """Full activation maps (N, H, W) float32 of a few units named `block:unit`."""
     keep: dict[str, list[int]] = {}
     for uid in units:
-        block, _, unit = uid.rpartition(":")
-        if block not in loaded.blocks or not unit.isdigit():
-            raise UsageError(f"unknown unit {uid!r}; use BLOCK:UNIT with BLOCK in "
+        block, unit = parse_unit_id(uid)
+        if block not in loaded.blocks:
+            raise UsageError(f"unit {uid!r}: unknown block {block!r}; blocks: "
                              f"{', '.join(loaded.blocks)}")
-        keep.setdefault(block, []).append(int(unit))
+        keep.setdefault(block, []).append(unit)
     device = loaded.device
-    x = batch_to_input(_as_batch(images_uint8), loaded, device)
+    x = to_input(images_uint8, loaded)
     with reduction_hooks(loaded.blocks, keep) as rec, torch.inference_mode(), \
             autocast(device, dtype):
         prepare(loaded, device)(x)
@@ -405,8 +235,7 @@ def _extract_set(loop: _Loop, g, d, s, name: str, chunk: int, batch_size: int, w
              -(-n // chunk), store_root, name)
     start = time.perf_counter()
     if mine:
-        ds = Images(s, loop.loaded.mean, loop.loaded.std, normalize=loop.device.type == "cpu")
-        loader = DataLoader(ds, batch_sampler=list(batches_of(mine, chunk, batch_size, n)),
+        loader = DataLoader(Images(s), batch_sampler=list(batches_of(mine, chunk, batch_size, n)),
                             num_workers=workers, pin_memory=loop.device.type == "cuda")
         chunks = store.ChunkStore(g, store_root)
         writer = ChunkWriter(chunks.write)

@@ -18,6 +18,7 @@ from torch import nn
 
 from interp import checkpoints
 from interp.errors import ChromaError, UsageError
+from interp.hooks import trace
 
 log = logging.getLogger(__name__)
 
@@ -172,13 +173,12 @@ def probe_shapes(visual: nn.Module, blocks: dict[str, nn.Module], image_size: in
 
 
 def _record_shapes(visual: nn.Module, blocks: dict[str, nn.Module], image_size: int,
-                   device: torch.device) -> dict[str, tuple[int, ...] | None]:
-    shapes: dict[str, tuple[int, ...] | None] = {}
-    handles = [module.register_forward_hook(_shape_recorder(shapes, name))
-               for name, module in blocks.items()]
+                   device: torch.device) -> dict[str, tuple[int, ...]]:
+    """Output shape of each block in one forward of a zero image on `device`."""
+    shapes: dict[str, tuple[int, ...]] = {}
     dtype = next(visual.parameters(), torch.empty(0)).dtype
     image = torch.zeros(1, 3, image_size, image_size, device=device, dtype=dtype)
-    try:
+    with trace(blocks, lambda name, x: shapes.__setitem__(name, tuple(x.shape))):
         if device.type == "meta":
             tensors = dict(visual.named_parameters())
             tensors.update(visual.named_buffers())
@@ -186,16 +186,7 @@ def _record_shapes(visual: nn.Module, blocks: dict[str, nn.Module], image_size: 
             torch.func.functional_call(visual, meta, (image,), strict=False)
         else:
             visual(image)
-    finally:
-        for handle in handles:
-            handle.remove()
     return shapes
-
-
-def _shape_recorder(shapes: dict, name: str):
-    def hook(_module, _inputs, output):
-        shapes[name] = tuple(output.shape) if isinstance(output, torch.Tensor) else None
-    return hook
 
 
 def load_factory(spec: str) -> nn.Module:

@@ -17,7 +17,8 @@ import zarr
 
 from interp.analysis.analyze import Settings, analyze
 from interp.analysis.runio import load_set, open_analysis
-from interp.extract import _FORMATS, extract, model_format, reduce_batch
+from interp.extract import extract, reduce_batch
+from interp.inputs import _FORMATS, model_format
 from interp.models import load_model
 
 pytestmark = pytest.mark.slow  # builds real runs: `make test` runs it, `-m "not slow"` skips it
@@ -93,7 +94,7 @@ def test_volume_runs_channels_last_for_its_4d_weights_only():
 
 def test_view_of_the_input_falls_back_to_nchw(caplog):
     loaded = _load("flatten")
-    with caplog.at_level(logging.INFO, logger="interp.extract"):
+    with caplog.at_level(logging.INFO, logger="interp.inputs"):
         assert model_format(loaded, torch.device("cpu")) == torch.contiguous_format
     lines = [r.getMessage() for r in caplog.records if "channels-last" in r.getMessage()]
     assert len(lines) == 1 and "Flatten" in lines[0] and "NCHW" in lines[0]

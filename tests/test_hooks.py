@@ -1,13 +1,17 @@
-"""Hook reductions against a direct computation on the full maps of the tiny model."""
+"""The hook primitive `trace` on a small hand-made net, and the hook reductions against a direct
+computation on the full maps of the tiny model."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
+from interp.errors import UsageError
 from interp.extract import reduce_batch, unit_maps
-from interp.hooks import flat_to_yx, reduce_map, reduction_hooks
+from interp.hooks import flat_to_yx, reduce_map, reduction_hooks, trace
+from interp.inputs import to_input
 
 
 def full_maps(loaded, x: torch.Tensor) -> dict[str, np.ndarray]:
@@ -85,11 +89,8 @@ def test_hooks_removed_after_error(tiny_loaded):
 def test_reduce_batch_and_unit_maps_match_full_maps(tiny_loaded):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(3, 64, 64, 3), dtype=np.uint8)
-    from stimuli.dataset import normalize
-
-    x = normalize(torch.from_numpy(images).permute(0, 3, 1, 2), tiny_loaded.mean, tiny_loaded.std)
     out = reduce_batch(tiny_loaded, images)  # puts the model in the extraction's memory format
-    maps = full_maps(tiny_loaded, x.contiguous(memory_format=torch.channels_last))
+    maps = full_maps(tiny_loaded, to_input(images, tiny_loaded))
     assert list(out) == list(tiny_loaded.blocks)
     for name, (mx, yx, mean) in out.items():
         dmx, dyx, dmean = direct(maps[name])
@@ -103,22 +104,114 @@ def test_reduce_batch_and_unit_maps_match_full_maps(tiny_loaded):
     tiny_loaded.visual.to(memory_format=torch.contiguous_format)
 
 
-def test_inputs_match_bitwise_whatever_the_path(tiny_loaded):
-    """Worker-normalised images (one at a time), whole uint8 batches (NHWC or NCHW) and
-    stimuli's normalize all give the same model input, so re-runs reproduce stored numbers."""
-    from interp.extract import Images, batch_to_input, to_input
-    from stimuli import get_set
-    from stimuli.dataset import normalize
+# --- trace --------------------------------------------------------------------------------------
 
-    s = get_set("shapes", samples_per_combo=1, image_size=64, limit=4)
-    cpu = torch.device("cpu")
-    hwc = torch.from_numpy(np.stack([s.render(i) for i in range(4)]))
-    worker = torch.stack([Images(s, tiny_loaded.mean, tiny_loaded.std, True)[i][0]
-                          for i in range(4)])
-    a = batch_to_input(worker, tiny_loaded, cpu)
-    b = batch_to_input(hwc, tiny_loaded, cpu)
-    c = to_input(hwc.permute(0, 3, 1, 2).contiguous(), tiny_loaded, cpu)
-    d = normalize(hwc.permute(0, 3, 1, 2), tiny_loaded.mean, tiny_loaded.std)
-    assert a.is_contiguous(memory_format=torch.channels_last)
-    for other in (b, c, d):
-        assert torch.equal(a, other)
+class Counter(nn.Module):
+    """x + 1, counting its calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return x + 1
+
+
+class Pair(nn.Module):
+    """Returns a tuple, as modules with extras do: (2x, sum of x)."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x * 2, x.sum()
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.pair = Counter(), Pair()
+        self.inner = nn.Sequential(Counter(), Counter())
+        self.last = Counter()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y, extra = self.pair(self.first(x))
+        return self.last(self.inner(y)), extra
+
+
+def named(net: nn.Module) -> dict[str, nn.Module]:
+    return {name: m for name, m in net.named_modules() if name}
+
+
+def test_trace_names_are_dotted_module_paths(tiny_loaded):
+    net, seen = Net(), []
+    with trace(named(net), lambda name, _x: seen.append(name)):
+        net(torch.zeros(2))
+    assert seen == ["first", "pair", "inner.0", "inner.1", "inner", "last"]  # as each ends
+    seen.clear()
+    with trace(tiny_loaded.blocks, lambda name, _x: seen.append(name)), torch.inference_mode():
+        tiny_loaded.visual(torch.zeros(1, 3, 64, 64))
+    assert seen == list(tiny_loaded.blocks)
+    assert all(tiny_loaded.visual.get_submodule(n) is m for n, m in tiny_loaded.blocks.items())
+
+
+def test_trace_removes_its_hooks_on_exit_and_on_error():
+    net = Net()
+    with trace(named(net)):
+        assert all(len(m._forward_hooks) == 1 for m in named(net).values())
+    assert all(len(m._forward_hooks) == 0 for m in named(net).values())
+    with pytest.raises(RuntimeError, match="boom"), trace(named(net)):
+        raise RuntimeError("boom")
+    assert all(len(m._forward_hooks) == 0 for m in named(net).values())
+
+
+def test_trace_stop_ends_the_forward_after_the_last_traced_module():
+    net, after = Net(), []
+    modules = {"inner.0": net.inner[0], "first": net.first}  # not in forward order
+    with trace(modules, keep=True, stop=True) as t:
+        net(torch.zeros(2))
+        after.append("the forward returned")
+    assert after == []  # the stop ends the body of the `with`, not the program
+    assert (net.first.calls, net.inner[0].calls, net.inner[1].calls, net.last.calls) == (1, 1, 0, 0)
+    assert torch.equal(t.outputs["inner.0"], torch.full((2,), 3.0))
+    assert all(len(m._forward_hooks) == 0 for m in modules.values())
+
+
+def test_a_stop_belongs_to_its_own_trace():
+    net, seen = Net(), []
+    with trace({"last": net.last}, lambda name, _x: seen.append(name)):
+        with trace({"first": net.first}, stop=True):
+            net(torch.zeros(2))
+        net(torch.zeros(2))  # the outer trace is still attached
+    assert seen == ["last"] and net.first.calls == 2
+
+
+def test_trace_unwraps_a_tuple_and_puts_the_replacement_back():
+    net, got = Net(), {}
+
+    def zero(name: str, x: torch.Tensor) -> torch.Tensor:
+        got[name] = x
+        return torch.zeros_like(x)
+
+    x = torch.arange(3.0)
+    with trace({"pair": net.pair}, zero, keep=True) as t:
+        out, extra = net(x)
+    assert torch.equal(got["pair"], (x + 1) * 2)  # the tensor, not the tuple
+    assert torch.equal(t.outputs["pair"], torch.zeros(3))  # kept: the replacement
+    assert torch.equal(out, torch.full((3,), 3.0))  # the next modules saw the zeros
+    assert torch.equal(extra, (x + 1).sum())  # the rest of the tuple is untouched
+
+
+def test_a_returned_tensor_replaces_the_output_of_the_model():
+    net = Net()
+    with trace({"last": net.last}, lambda _name, x: -x):
+        out, _ = net(torch.zeros(2))
+    assert torch.equal(out, torch.full((2,), -5.0))
+    assert torch.equal(net(torch.zeros(2))[0], torch.full((2,), 5.0))  # removed again
+
+
+def test_trace_refuses_a_module_without_a_tensor_output():
+    class Dict(nn.Module):
+        def forward(self, x):
+            return {"x": x}
+
+    with pytest.raises(UsageError, match="'odd' returns dict"), trace({"odd": Dict()}) as t:
+        t.modules["odd"](torch.zeros(1))

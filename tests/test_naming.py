@@ -78,8 +78,7 @@ def test_predictions_are_the_argmax_of_cosine_similarity(run):
     naming = Naming(loaded, {"stroop": stroop}, EmbeddingCache(run / "naming" / "embeddings.zarr"),
                     limit=5, batch_size=16, workers=0)
     template = EXPERIMENTS[4].templates[0]
-    images = torch.stack([torch.from_numpy(stroop.render(i).transpose(2, 0, 1).copy())
-                          for i in range(5)])
+    images = torch.from_numpy(np.stack([stroop.render(i) for i in range(5)]))
     with torch.no_grad():
         x = naming_embed.encode_batch(loaded, images, "float32")
         tokens = loaded.tokenizer(prompts(template))

@@ -11,8 +11,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from interp.errors import UsageError
+from interp.inputs import normalize_hwc
 from stimuli import SET_NAMES, get_set
-from stimuli.dataset import StimulusDataset, normalize
 from stimuli.fonts import font_names, ink_box, text_fonts
 from stimuli.palette import COLOR_TERMS, PALETTE, color_index
 from stimuli.rng import _splitmix, uniforms
@@ -277,23 +277,7 @@ def test_bundled_natural_crops_lie_inside_their_photos():
 
 # --- torch ---------------------------------------------------------------------------------
 
-def test_dataset_yields_normalised_or_uint8_tensors():
-    s = get_set("shapes", image_size=64, samples_per_combo=1)
+def test_normalize_maps_white_to_one_minus_mean_over_std():
     mean, std = (0.5, 0.25, 0.0), (0.25, 0.5, 1.0)
-    raw, i = StimulusDataset(s, mean, std, normalize=False)[7]
-    assert i == 7 and raw.dtype == torch.uint8 and raw.shape == (3, 64, 64)
-    assert (raw.permute(1, 2, 0).numpy() == s.render(7)).all()
-    norm, _ = StimulusDataset(s, mean, std)[7]
-    assert norm.dtype == torch.float32
-    torch.testing.assert_close(norm, normalize(raw[None], mean, std)[0])
-    white = normalize(torch.full((1, 3, 1, 1), 255, dtype=torch.uint8), mean, std)
+    white = normalize_hwc(torch.full((1, 1, 1, 3), 255, dtype=torch.uint8), mean, std)
     torch.testing.assert_close(white.flatten(), torch.tensor([2.0, 1.5, 1.0]))
-
-
-def test_dataset_works_with_worker_processes():
-    s = get_set("stroop", image_size=64, samples_per_combo=1, limit=8)
-    loader = torch.utils.data.DataLoader(StimulusDataset(s, normalize=False), batch_size=4,
-                                         num_workers=2)
-    batches = list(loader)
-    assert [b[1].tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6, 7]]
-    assert (batches[1][0][2].permute(1, 2, 0).numpy() == s.render(6)).all()

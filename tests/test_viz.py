@@ -106,13 +106,13 @@ def test_neuron_command_prints_record_and_writes_card(run, capsys):
     assert width == 12 * card.CARD_DPI and height > 8 * card.CARD_DPI
 
 
-@pytest.mark.parametrize("unit_id, message", [
-    ("layer9.9:0", "unknown block 'layer9.9'; blocks are layer1.0, layer2.0"),
-    ("layer2.0:24", "unit 24 out of range for layer2.0: units are 0-23"),
-    ("layer2.0", "bad unit 'layer2.0': write it as BLOCK:UNIT"),
+@pytest.mark.parametrize("unit_id, code, message", [
+    ("layer9.9:0", 1, "unknown block 'layer9.9'; blocks are layer1.0, layer2.0"),
+    ("layer2.0:24", 1, "unit 24 out of range for layer2.0: units are 0-23"),
+    ("layer2.0", 2, "unit 'layer2.0': expected BLOCK:UNIT, e.g. layer3.2:417"),
 ])
-def test_neuron_command_unknown_unit_one_line(run, capsys, unit_id, message):
-    assert main(["neuron", str(run), unit_id]) == 1
+def test_neuron_command_unknown_unit_one_line(run, capsys, unit_id, code, message):
+    assert main(["neuron", str(run), unit_id]) == code
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
 

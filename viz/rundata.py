@@ -14,6 +14,7 @@ import numpy as np
 import zarr
 
 from interp.errors import ChromaError
+from interp.units import parse_unit_id
 from stimuli import natural
 from stimuli.palette import COLOR_TERMS
 
@@ -64,14 +65,6 @@ def block_sizes(units: list[dict]) -> dict[str, int]:
     for u in units:
         sizes[u["block"]] = max(sizes.get(u["block"], 0), u["unit"] + 1)
     return sizes
-
-
-def parse_unit_id(text: str) -> tuple[str, int]:
-    """`layer3.2:417` -> ("layer3.2", 417)."""
-    block, sep, unit = text.rpartition(":")
-    if not sep or not block or not unit.isdigit():
-        raise ChromaError(f"bad unit {text!r}: write it as BLOCK:UNIT, e.g. layer3.2:417")
-    return block, int(unit)
 
 
 def find_unit(units: list[dict], unit_id: str) -> dict:

@@ -13,10 +13,12 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from interp.analysis.hue import OPPONENT
 from interp.analysis.rf import Field
+from interp.hooks import trace
+from interp.inputs import autocast, to_input
+from interp.progress import bar
 from interp.store import VALUE_DTYPE
 
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma weights
@@ -76,30 +78,17 @@ def opponent_pca_gray(image: np.ndarray, box: tuple[int, int, int, int]) -> np.n
     return out
 
 
-class _Gatherer:
-    """Forward hooks that read, for the current batch, each block's output at given pairs."""
+def _read_at(loaded, x: torch.Tensor, at: dict[str, tuple]) -> dict[str, np.ndarray]:
+    """Per block, its output at the (image, unit, y, x) index tensors `at[block]`, from one
+    forward of `x` stopped after the last of these blocks; float16 values, as the store's."""
+    got = {}
 
-    def __init__(self, blocks: dict[str, torch.nn.Module]) -> None:
-        self.blocks = blocks
-        self.want: dict[str, tuple] = {}
-        self.got: dict[str, np.ndarray] = {}
+    def read(name: str, out: torch.Tensor) -> None:
+        got[name] = out[at[name]].float().cpu().numpy().astype(VALUE_DTYPE)
 
-    def hook(self, name: str):
-        def fn(_m, _i, out):
-            if name not in self.want:
-                return
-            b, u, y, x = self.want[name]
-            x_out = out if isinstance(out, torch.Tensor) else out[0]
-            self.got[name] = x_out[b, u, y, x].float().cpu().numpy().astype(VALUE_DTYPE)
-        return fn
-
-    def __enter__(self):
-        self.handles = [m.register_forward_hook(self.hook(n)) for n, m in self.blocks.items()]
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for h in self.handles:
-            h.remove()
+    with trace({b: loaded.blocks[b] for b in at}, read, stop=True):
+        loaded.visual(x)
+    return got
 
 
 def gray_activations(loaded, render: Callable[[int], np.ndarray],
@@ -113,18 +102,15 @@ def gray_activations(loaded, render: Callable[[int], np.ndarray],
     the extraction's `dtype` so that a and a_gray come from the same arithmetic, and stored
     rounded to the store's float16 as a is (float32 arrays holding float16 values).
     """
-    from interp.extract import autocast, to_input
-
     out = {b: np.zeros(idx.shape, dtype=np.float32) for b, (idx, _) in pairs.items()}
     images = np.unique(np.concatenate([idx.ravel() for idx, _ in pairs.values()]))
     by_image = {b: np.argsort(idx.ravel(), kind="stable") for b, (idx, _) in pairs.items()}
     device = loaded.device
-    with _Gatherer({b: loaded.blocks[b] for b in pairs}) as g, torch.inference_mode(), \
-            autocast(device, dtype):
-        for start in tqdm(range(0, len(images), batch_size), desc="CSI gray re-run",
+    with torch.inference_mode(), autocast(device, dtype):
+        for start in bar(range(0, len(images), batch_size), desc="CSI gray re-run",
                           unit="batch", disable=None):
             batch = images[start:start + batch_size]
-            g.want, g.got, where = {}, {}, {}
+            at, where = {}, {}
             for b, (idx, loc) in pairs.items():
                 flat_idx, order = idx.ravel(), by_image[b]
                 ordered = flat_idx[order]
@@ -133,13 +119,12 @@ def gray_activations(loaded, render: Callable[[int], np.ndarray],
                 sel = order[lo:hi]
                 where[b] = sel
                 y, x = loc.reshape(-1, 2)[sel].astype(np.int64).T
-                g.want[b] = tuple(torch.as_tensor(v, device=device) for v in (
+                at[b] = tuple(torch.as_tensor(v, device=device) for v in (
                     np.searchsorted(batch, flat_idx[sel]), sel // idx.shape[1], y, x))
             arr = np.stack([gray(render(int(i))) for i in batch])
-            tensor = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
-            loaded.visual(to_input(tensor, loaded, device))
+            got = _read_at(loaded, to_input(arr, loaded), at)
             for b, sel in where.items():
-                out[b].ravel()[sel] = g.got[b]
+                out[b].ravel()[sel] = got[b]
     return out
 
 
@@ -149,8 +134,6 @@ def opponent_gray_activations(loaded, render: Callable[[int], np.ndarray], block
     """a_gray (units, N) of one block with only each receptive field grayed by opponent PCA:
     one forward per distinct (image, location), shared by the units that need it; float16
     values as the store's a."""
-    from interp.extract import autocast, to_input
-
     n = topn_index.shape[1]
     keys = np.stack([topn_index.ravel(), topn_loc[..., 0].ravel().astype(np.int64),
                      topn_loc[..., 1].ravel().astype(np.int64)], axis=1)
@@ -159,17 +142,14 @@ def opponent_gray_activations(loaded, render: Callable[[int], np.ndarray], block
     out = np.zeros(topn_index.size, dtype=np.float32)
     units = np.arange(topn_index.size) // n
     device = loaded.device
-    with _Gatherer({block: loaded.blocks[block]}) as g, torch.inference_mode(), \
-            autocast(device, dtype):
-        for start in tqdm(range(0, len(distinct), batch_size), desc=f"CSI opponent {block}",
+    with torch.inference_mode(), autocast(device, dtype):
+        for start in bar(range(0, len(distinct), batch_size), desc=f"CSI opponent {block}",
                           unit="batch", disable=None):
             rows = distinct[start:start + batch_size]
             sel = np.flatnonzero((which >= start) & (which < start + len(rows)))
-            g.want = {block: tuple(torch.as_tensor(v, device=device) for v in (
+            at = {block: tuple(torch.as_tensor(v, device=device) for v in (
                 which[sel] - start, units[sel], keys[sel, 1], keys[sel, 2]))}
             arr = np.stack([opponent_pca_gray(render(int(i)), field.box(int(y), int(x)))
                             for i, y, x in rows])
-            tensor = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
-            loaded.visual(to_input(tensor, loaded, device))
-            out[sel] = g.got[block]
+            out[sel] = _read_at(loaded, to_input(arr, loaded), at)[block]
     return out.reshape(topn_index.shape)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from interp.errors import ChromaError
+from interp.hooks import trace
 
 
 @dataclass(frozen=True)
@@ -143,10 +144,6 @@ def exact_field(visual: nn.Module, block: str) -> Field:
     raise UnsupportedModule(f"{block} not reached walking the children of the model")
 
 
-class _Stop(Exception):
-    pass
-
-
 def _positive_copy(visual: nn.Module) -> nn.Module:
     """A float64 copy where every path is positive: weights |w| normalised, no bias, BN identity,
     max-pools turned into average pools so gradients reach every pixel of the window."""
@@ -193,23 +190,12 @@ def _run_to(net: nn.Module, block: str, image: torch.Tensor, tensors: dict | Non
             ) -> torch.Tensor:
     """`block`'s output for `image`: a forward of `net` stopped there (with `tensors` in place
     of its parameters and buffers, if given)."""
-    seen = {}
-
-    def hook(_m, _i, out):
-        seen["out"] = out if isinstance(out, torch.Tensor) else out[0]
-        raise _Stop
-
-    handle = net.get_submodule(block).register_forward_hook(hook)
-    try:
+    with trace({block: net.get_submodule(block)}, keep=True, stop=True) as t:
         if tensors is None:
             net(image)
         else:
             torch.func.functional_call(net, tensors, (image,), strict=False)
-    except _Stop:
-        pass
-    finally:
-        handle.remove()
-    return seen["out"]
+    return t.outputs[block]
 
 
 def _support(image: torch.Tensor, out: torch.Tensor, y: int, x: int) -> torch.Tensor:

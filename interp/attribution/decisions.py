@@ -13,8 +13,9 @@ from interp.attribution.maps import (
     overlay_png,
     without_inplace,
 )
-from interp.attribution.units import Method, baseline_like, to_input
+from interp.attribution.units import Method
 from interp.errors import UsageError
+from interp.inputs import baseline, render_inputs
 from interp.naming.answers import Naming
 from interp.naming.experiments import EXPERIMENTS, errors
 from interp.naming.report import template_slug
@@ -70,10 +71,10 @@ def attribute_naming(naming: Naming, number: int, template: str, how: Method,
     stim = naming.sets[exp.set_name]
     for start in bar(range(0, len(index), how.batch_size), desc="naming attributions"):
         batch = index[start:start + how.batch_size]
-        pixels, x = to_input(stim, batch, loaded)
+        pixels, x = render_inputs(stim, batch, loaded)
         maps = naming_attributions(gap, last, x, pred[start:start + len(batch)],
                                    contrast[start:start + len(batch)],
-                                   baseline_like(x, loaded, how.baseline), how.methods,
+                                   baseline(x, loaded, how.baseline), how.methods,
                                    how.steps, how.ig_batch)
         for method, attr in maps.items():
             for j, i in enumerate(map(int, batch)):

@@ -15,12 +15,10 @@ import torch
 from PIL import Image
 from torch import nn
 
+from interp.hooks import trace
+
 UNIT_METHODS = ("integrated_gradients", "guided_backprop")
 NAMING_METHODS = ("integrated_gradients", "grad_cam")
-
-
-class _Stop(Exception):
-    """Raised by a forward hook to end the forward pass once the block's output is known."""
 
 
 def without_inplace(module: nn.Module) -> nn.Module:
@@ -39,24 +37,13 @@ class BlockOutput(nn.Module):
 
     def __init__(self, visual: nn.Module, block: str) -> None:
         super().__init__()
-        self.visual = visual
+        self.visual, self.name = visual, block
         self.block = visual.get_submodule(block)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        seen: list[torch.Tensor] = []
-
-        def hook(_module, _inputs, output):
-            seen.append(output)
-            raise _Stop
-
-        handle = self.block.register_forward_hook(hook)
-        try:
+        with trace({self.name: self.block}, keep=True, stop=True) as t:
             self.visual(x)
-        except _Stop:
-            pass
-        finally:
-            handle.remove()
-        return seen[0]
+        return t.outputs[self.name]
 
 
 class SimilarityGap(nn.Module):

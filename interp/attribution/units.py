@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from interp.attribution.maps import (
     BlockOutput,
@@ -16,9 +15,11 @@ from interp.attribution.maps import (
     without_inplace,
 )
 from interp.errors import ChromaError, UsageError
+from interp.inputs import baseline, render_inputs
 from interp.models import LoadedModel
 from interp.progress import bar
 from interp.rundir import RunDir
+from interp.units import parse_unit_id
 
 log = logging.getLogger(__name__)
 #: Most inputs per integrated-gradients forward/backward: bounds memory (RN50 at 224 px: ~2 GB).
@@ -41,33 +42,13 @@ class Method:
 
 def parse_unit(text: str, loaded: LoadedModel) -> tuple[str, int]:
     """`layer3.2:417` -> ("layer3.2", 417), checked against the model's blocks."""
-    block, _, unit = text.rpartition(":")
-    if not block or not unit.isdigit():
-        raise UsageError(f"--units {text}: expected LAYER:UNIT, e.g. layer3.2:417")
+    block, unit = parse_unit_id(text)
     if block not in loaded.map_shapes:
         raise UsageError(f"--units {text}: unknown block {block!r}; blocks: "
                          f"{', '.join(loaded.map_shapes)}")
-    if int(unit) >= loaded.map_shapes[block][0]:
+    if unit >= loaded.map_shapes[block][0]:
         raise UsageError(f"--units {text}: {block} has {loaded.map_shapes[block][0]} units")
-    return block, int(unit)
-
-
-def baseline_like(images: torch.Tensor, loaded: LoadedModel, kind: str) -> torch.Tensor:
-    """Normalised baseline: a black image, or the mean colour (zeros after normalisation)."""
-    if kind == "mean":
-        return torch.zeros_like(images)
-    mean = torch.tensor(loaded.mean, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(loaded.std, device=images.device).view(1, 3, 1, 1)
-    return (-mean / std).expand_as(images).contiguous()
-
-
-def to_input(stim_set, index: list[int], loaded: LoadedModel) -> tuple[np.ndarray, torch.Tensor]:
-    """Rendered uint8 images (N, H, W, 3) and their normalised tensor on the model's device."""
-    from stimuli.dataset import normalize
-
-    pixels = np.stack([stim_set.render(i) for i in index])
-    chw = torch.from_numpy(pixels.transpose(0, 3, 1, 2).copy()).to(loaded.device)
-    return pixels, normalize(chw, loaded.mean, loaded.std)
+    return block, unit
 
 
 def top_images(run: RunDir, set_name: str, block: str, unit: int, k: int) -> list[int]:
@@ -109,8 +90,8 @@ def attribute_units(run: RunDir, stim, units: list[str], loaded: LoadedModel, ho
         model = BlockOutput(visual, block)
         for start in range(0, len(index), how.batch_size):
             batch = index[start:start + how.batch_size]
-            pixels, x = to_input(stim, batch, loaded)
-            maps, where = unit_attributions(model, x, unit, baseline_like(x, loaded, how.baseline),
+            pixels, x = render_inputs(stim, batch, loaded)
+            maps, where = unit_attributions(model, x, unit, baseline(x, loaded, how.baseline),
                                             how.methods, how.steps, how.ig_batch)
             if not any(attr.any() for attr in maps.values()):
                 log.warning("%s is silent on images %s: their maps are blank", text, batch)

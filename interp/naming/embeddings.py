@@ -7,21 +7,19 @@ import hashlib
 import json
 import logging
 import os
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
 import zarr
-from tqdm import tqdm
 
 from interp.errors import ChromaError
+from interp.inputs import Images, autocast, batch_to_input
 from interp.models import LoadedModel
 from interp.naming.experiments import prompts
+from interp.progress import bar
 
 log = logging.getLogger(__name__)
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def require_text_tower(loaded: LoadedModel) -> None:
@@ -29,13 +27,6 @@ def require_text_tower(loaded: LoadedModel) -> None:
     if loaded.clip is None or loaded.tokenizer is None:
         raise ChromaError(f"--model {loaded.model} has no text tower, so it cannot name colours; "
                           "use an open_clip CLIP model (e.g. --model RN50)")
-
-
-def autocast(device: torch.device, dtype: str):
-    """Mixed precision for float16/bfloat16, nothing for float32."""
-    if dtype == "float32":
-        return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=DTYPES[dtype])
 
 
 @torch.no_grad()
@@ -91,22 +82,18 @@ class EmbeddingCache:
 
 
 def _loader(stim_set, loaded: LoadedModel, batch_size: int, workers: int | None, todo: list[int]):
-    from stimuli.dataset import StimulusDataset
-
-    dataset = StimulusDataset(stim_set, mean=loaded.mean, std=loaded.std, normalize=False)
     if workers is None:
         workers = max(0, (os.cpu_count() or 1) - 1)
     batches = [list(range(c * batch_size, min(len(stim_set), (c + 1) * batch_size))) for c in todo]
-    return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers,
+    return torch.utils.data.DataLoader(Images(stim_set), batch_sampler=batches, num_workers=workers,
                                        pin_memory=loaded.device.type == "cuda")
 
 
 @torch.no_grad()
 def encode_batch(loaded: LoadedModel, images: torch.Tensor, dtype: str) -> torch.Tensor:
-    """uint8 (N, 3, H, W) images -> (N, D) unit-norm float32 embeddings."""
-    from stimuli.dataset import normalize
-
-    x = normalize(images.to(loaded.device, non_blocking=True), loaded.mean, loaded.std)
+    """uint8 (N, H, W, 3) images, as `Images` yields them -> (N, D) unit-norm float32
+    embeddings."""
+    x = batch_to_input(images, loaded, loaded.device)
     with autocast(loaded.device, dtype):
         emb = loaded.clip.encode_image(x)
     return torch.nn.functional.normalize(emb.float(), dim=-1)
@@ -131,12 +118,12 @@ def image_embeddings(loaded: LoadedModel, stim_set, n: int, cache: EmbeddingCach
     todo = [int(c) for c in np.flatnonzero(~done[:needed])]
     if todo:
         log.info("encoding %s: %d of %d batches to go", stim_set.name, len(todo), needed)
-        bar = tqdm(total=len(todo), desc=f"naming {stim_set.name}", unit="batch")
+        shown = bar(total=len(todo), desc=f"naming {stim_set.name}", unit="batch")
         for c, (images, _index) in zip(todo, _loader(stim_set, loaded, chunk, workers, todo),
                                        strict=True):
             batch = encode_batch(loaded, images, dtype).cpu().numpy()
             emb[c * chunk: c * chunk + len(images)] = batch
             done[c] = True
-            bar.update()
-        bar.close()
+            shown.update()
+        shown.close()
     return emb
