@@ -108,7 +108,7 @@ def gray_activations(loaded, render: Callable[[int], np.ndarray],
     device = loaded.device
     with torch.inference_mode(), autocast(device, dtype):
         for start in bar(range(0, len(images), batch_size), desc="CSI gray re-run",
-                          unit="batch", disable=None):
+                          unit="batch"):
             batch = images[start:start + batch_size]
             at, where = {}, {}
             for b, (idx, loc) in pairs.items():
@@ -144,7 +144,7 @@ def opponent_gray_activations(loaded, render: Callable[[int], np.ndarray], block
     device = loaded.device
     with torch.inference_mode(), autocast(device, dtype):
         for start in bar(range(0, len(distinct), batch_size), desc=f"CSI opponent {block}",
-                          unit="batch", disable=None):
+                          unit="batch"):
             rows = distinct[start:start + batch_size]
             sel = np.flatnonzero((which >= start) & (which < start + len(rows)))
             at = {block: tuple(torch.as_tensor(v, device=device) for v in (
