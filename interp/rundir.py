@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
-import logging
 import os
 import socket
 import time
@@ -13,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from interp.errors import ChromaError
-
-log = logging.getLogger(__name__)
 
 MODEL_KEYS = ("model", "pretrained", "seed", "layers")
 _held_locks: dict[Path, int] = {}  # lock path -> depth, so one process may nest lock()
@@ -54,16 +53,6 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class RunDir:
     """The directory holding every output of one run."""
 
@@ -74,6 +63,7 @@ class RunDir:
 
     @property
     def activations(self) -> Path:
+        """The activation store, written by `extract`."""
         return self.path / "activations.zarr"
 
     def read(self) -> dict:
@@ -114,7 +104,14 @@ class RunDir:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold the writer lock: a second writer is refused; a dead holder's lock is taken over."""
+        """Hold the writer lock, `flock` on RUN/.lock: a second writer is refused, naming the
+        holder; the kernel frees it when the holder exits or dies, so a killed run leaves no stale
+        lock (forked children share it until they exit). The same process may nest lock()
+        (`run` holds it while its steps take it again).
+
+        flock is per host: on NFS it may not be enforced between processes on different hosts.
+        The file is never removed: a new file would be a new lock beside the one still held."""
+        self.path.mkdir(parents=True, exist_ok=True)
         key = self.lock_path.resolve()
         if key in _held_locks:
             _held_locks[key] += 1
@@ -123,50 +120,37 @@ class RunDir:
             finally:
                 _held_locks[key] -= 1
             return
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._acquire()
+        fd = self._acquire()
         _held_locks[key] = 1
         try:
             yield
         finally:
             del _held_locks[key]
-            self.lock_path.unlink(missing_ok=True)
+            os.close(fd)  # releases the lock
 
-    def _acquire(self) -> None:
+    def _acquire(self) -> int:
+        """Take the lock (or raise naming its holder) and record this process as the holder."""
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise ChromaError(self._in_use()) from None
+            raise ChromaError(f"cannot lock {self.lock_path} ({err}); "
+                              "use a --run-dir on a file system that supports locks") from err
         me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
-        for _ in range(3):
-            try:
-                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                self._take_over_if_stale()
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            return
-        raise ChromaError(f"could not take the lock {self.lock_path}; retry")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(me).encode(), 0)
+        return fd
 
-    def _lock_age_base(self) -> float:
+    def _in_use(self) -> str:
+        """The refusal message, naming the holder the lock file records."""
         try:
-            return self.lock_path.stat().st_mtime
-        except FileNotFoundError:
-            return 0.0
-
-    def _take_over_if_stale(self) -> None:
-        try:
-            holder = json.loads(self.lock_path.read_text() or "{}")
+            holder = json.loads(self.lock_path.read_text())
         except (OSError, json.JSONDecodeError):
-            holder = {}
-        pid, host = holder.get("pid"), holder.get("host")
-        if not holder and time.time() - self._lock_age_base() < 10:
-            raise ChromaError(f"{self.path} is being locked by another process; wait and retry")
-        if host == socket.gethostname() and isinstance(pid, int) and _pid_alive(pid):
-            raise ChromaError(
-                f"{self.path} is in use by pid {pid} on {host}; wait for it to finish or stop it"
-            )
-        if host not in (None, socket.gethostname()):
-            raise ChromaError(
-                f"{self.path} is locked by pid {pid} on host {host}; if that run is gone, "
-                f"remove {self.lock_path} and rerun"
-            )
-        log.warning("taking over the stale lock of %s (pid %s on %s is gone)", self.path, pid, host)
-        self.lock_path.unlink(missing_ok=True)
+            holder = {}  # the holder has not written itself in yet
+        if not isinstance(holder, dict) or "pid" not in holder:
+            return f"{self.path} is in use by another process; wait for it to finish or stop it"
+        return (f"{self.path} is in use by pid {holder['pid']} on {holder.get('host', '?')}; "
+                "wait for it to finish or stop it")
