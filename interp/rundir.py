@@ -1,4 +1,5 @@
-"""One run directory: `run.json` (atomic read/merge/write), the writer lock, settings checks."""
+"""One run directory: where its files live, `run.json` (atomic read/merge/write), the writer lock,
+settings checks."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 class RunDir:
-    """The directory holding every output of one run."""
+    """The directory holding every output of one run; the one place its file names are spelled."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -65,6 +66,66 @@ class RunDir:
     def activations(self) -> Path:
         """The activation store, written by `extract`."""
         return self.path / "activations.zarr"
+
+    @property
+    def analysis(self) -> Path:
+        """The analysis store, written by `analyze`."""
+        return self.path / "analysis.zarr"
+
+    @property
+    def neurons_csv(self) -> Path:
+        """One row per unit, written by `analyze`."""
+        return self.path / "neurons.csv"
+
+    @property
+    def figures(self) -> Path:
+        """Figures and the tables they are drawn from."""
+        return self.path / "figures"
+
+    @property
+    def hue_histogram_csv(self) -> Path:
+        """Fig. 3's histograms, written by `analyze`."""
+        return self.figures / "hue_histogram.csv"
+
+    @property
+    def types_sensitivity_csv(self) -> Path:
+        """Type counts under other thresholds, written by `analyze`."""
+        return self.figures / "types_sensitivity.csv"
+
+    @property
+    def naming(self) -> Path:
+        """Tables of the naming experiments (`exp*.csv`, `exp*.md`)."""
+        return self.path / "naming"
+
+    @property
+    def naming_embeddings(self) -> Path:
+        """Cache of image and text embeddings of the naming experiments."""
+        return self.naming / "embeddings.zarr"
+
+    @property
+    def attributions(self) -> Path:
+        """Attribution images; their paths in the index are relative to this folder."""
+        return self.path / "attributions"
+
+    @property
+    def attributions_index(self) -> Path:
+        """Which attribution image shows which unit or naming trial."""
+        return self.attributions / "index.json"
+
+    @property
+    def atlas(self) -> Path:
+        """The static HTML atlas."""
+        return self.path / "atlas"
+
+    @property
+    def atlas_index(self) -> Path:
+        """The atlas's start page."""
+        return self.atlas / "index.html"
+
+    @property
+    def atlas_settings(self) -> Path:
+        """Settings the atlas was built with, so one unit page can be rebuilt alike."""
+        return self.atlas / "atlas.json"
 
     def read(self) -> dict:
         """The run's record, or {} for a new run."""

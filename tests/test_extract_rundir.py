@@ -150,3 +150,15 @@ def test_extract_refuses_a_second_writer_before_loading_anything(tmp_path):
 
     with held_by_child(tmp_path) as pid, pytest.raises(ChromaError, match=f"in use by pid {pid}"):
         extract(tmp_path, {"model": "no.such.module:factory"}, ["shapes"])
+
+
+def test_paths_follow_the_documented_layout(tmp_path):
+    layout = {"json_path": "run.json", "lock_path": ".lock", "activations": "activations.zarr",
+              "analysis": "analysis.zarr", "neurons_csv": "neurons.csv", "figures": "figures",
+              "hue_histogram_csv": "figures/hue_histogram.csv",
+              "types_sensitivity_csv": "figures/types_sensitivity.csv", "naming": "naming",
+              "naming_embeddings": "naming/embeddings.zarr", "attributions": "attributions",
+              "attributions_index": "attributions/index.json", "atlas": "atlas",
+              "atlas_index": "atlas/index.html", "atlas_settings": "atlas/atlas.json"}
+    run = RunDir(tmp_path)
+    assert {name: getattr(run, name).relative_to(tmp_path).as_posix() for name in layout} == layout

@@ -11,6 +11,7 @@ import pytest
 from interp.cli import build_parser, main
 from interp.cli import run as run_cmd
 from interp.errors import ChromaError
+from interp.rundir import RunDir
 from viz.pages import sprite_path
 
 TINY = ["--model", "interp.models:tiny_clip", "--pretrained", "none"]
@@ -53,32 +54,32 @@ def test_run_end_to_end_on_tiny_model_and_resume(tmp_path, capsys):
             "--batch-size", "12", "--top-n", "4", "--cards-per-type", "0"]  # one card below
     assert main(argv) == 0
     out = capsys.readouterr().out
-    index = run / "atlas" / "index.html"
+    index = RunDir(run).atlas_index
     assert f"atlas: {index.resolve().as_uri()}" in out
-    with open(run / "neurons.csv", newline="") as f:
+    with open(RunDir(run).neurons_csv, newline="") as f:
         rows = list(csv.DictReader(f))
-    n_units = json.loads((run / "run.json").read_text())["model"]["total_units"]
+    n_units = json.loads(RunDir(run).json_path.read_text())["model"]["total_units"]
     assert len(rows) == n_units
     for block in {r["block"] for r in rows}:
-        assert (run / "atlas" / "blocks" / f"{block}.html").exists()
-        assert (run / "atlas" / sprite_path(block, "natural")).exists()
-    assert len(list((run / "atlas" / "units").rglob("*.html"))) == n_units
-    assert sorted(p.name for p in (run / "naming").glob("exp*.csv")) == [
+        assert (RunDir(run).atlas / "blocks" / f"{block}.html").exists()
+        assert (RunDir(run).atlas / sprite_path(block, "natural")).exists()
+    assert len(list((RunDir(run).atlas / "units").rglob("*.html"))) == n_units
+    assert sorted(p.name for p in RunDir(run).naming.glob("exp*.csv")) == [
         *(f"exp{i}.csv" for i in range(1, 6)), "exp5_colored_bg.csv"]
     for figure in ("csi_by_block", "types_by_block", "types_sensitivity", "hue_histogram",
                    "naming_exp1"):
-        assert (run / "figures" / f"{figure}.png").exists()
+        assert (RunDir(run).figures / f"{figure}.png").exists()
     # The card of a real unit has its top crops, re-rendered from the run's stimuli.
     assert main(["neuron", str(run), f"{rows[0]['block']}:0"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert len(record["top9"]["stroop"]) == 4 and len(record["top9"]["natural"]) == 4
     # Rerunning resumes: extraction and analysis find their work done and rewrite no array data.
-    chunks = [p for store in ("activations.zarr", "analysis.zarr")
-              for p in (run / store).rglob("*") if p.is_file() and p.name != "zarr.json"]
+    chunks = [p for store in (RunDir(run).activations, RunDir(run).analysis)
+              for p in store.rglob("*") if p.is_file() and p.name != "zarr.json"]
     stamps = [p.stat().st_mtime_ns for p in chunks]
     assert main([*argv, "--steps", "extract,analyze"]) == 0
     assert [p.stat().st_mtime_ns for p in chunks] == stamps
-    assert json.loads((run / "run.json").read_text())["timings"]["run"].keys() == set(
+    assert json.loads(RunDir(run).json_path.read_text())["timings"]["run"].keys() == set(
         run_cmd.STEPS)
 
 

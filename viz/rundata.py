@@ -14,6 +14,7 @@ import numpy as np
 import zarr
 
 from interp.errors import ChromaError
+from interp.rundir import RunDir
 from stimuli import natural
 from stimuli.palette import COLOR_TERMS
 
@@ -25,7 +26,7 @@ TERM_PREFIXES = ("best_", "color_term", "nf_", "multimodal_term")  # colour-term
 
 def load_units(run: Path) -> list[dict]:
     """neurons.csv as one dict per unit (numbers parsed, NaN for empty), in file order."""
-    path = Path(run) / "neurons.csv"
+    path = RunDir(run).neurons_csv
     if not path.exists():
         raise ChromaError(f"{path} not found; run `chromadissect analyze --run-dir {run}` first")
     with open(path, newline="") as f:
@@ -87,7 +88,7 @@ def find_unit(units: list[dict], unit_id: str) -> dict:
 
 def open_analysis(run: Path) -> zarr.Group | None:
     """RUN/analysis.zarr read-only, or None when the analysis has not written it."""
-    path = Path(run) / "analysis.zarr"
+    path = RunDir(run).analysis
     return zarr.open_group(path, mode="r") if path.exists() else None
 
 
@@ -100,7 +101,7 @@ def read_array(group: zarr.Group | None, key: str, units: slice | int) -> np.nda
 
 def stroop_labels(run: Path) -> dict[str, np.ndarray]:
     """Stroop label codes (word, font_color, bg_color) from the activation store; {} if absent."""
-    path = Path(run) / "activations.zarr"
+    path = RunDir(run).activations
     if not path.exists():
         return {}
     root = zarr.open_group(path, mode="r")
@@ -116,10 +117,11 @@ def read_json(path: Path) -> dict:
 def unit_attributions(run: Path, unit_id: str, index: dict | None = None) -> list[dict]:
     """Entries of RUN/attributions/index.json (or of `index`, read once by the caller) for one
     unit, image paths made absolute."""
+    run = RunDir(run)
     if index is None:
-        index = read_json(Path(run) / "attributions" / "index.json")
+        index = read_json(run.attributions_index)
     entries = index.get("units", {}).get(unit_id, [])
-    return [{**e, "path": Path(run) / "attributions" / e["image"]} for e in entries]
+    return [{**e, "path": run.attributions / e["image"]} for e in entries]
 
 
 
@@ -140,4 +142,4 @@ def natural_caveat(info: dict, short: bool = False) -> str | None:
 
 def run_info(run: Path) -> dict:
     """RUN/run.json as a dict ({} when absent)."""
-    return read_json(Path(run) / "run.json")
+    return read_json(RunDir(run).json_path)

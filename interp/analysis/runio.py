@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import zarr
 
@@ -24,13 +23,9 @@ def load_set(run_dir: str | os.PathLike, name: str):
                    natural_dir=spec.get("natural_dir"))
 
 
-def analysis_path(run_dir: str | os.PathLike) -> Path:
-    return Path(run_dir) / "analysis.zarr"
-
-
 def open_analysis(run_dir: str | os.PathLike, mode: str = "r") -> zarr.Group:
     """RUN/analysis.zarr; read-only by default."""
-    path = analysis_path(run_dir)
+    path = RunDir(run_dir).analysis
     if mode == "r" and not (path / "zarr.json").exists():
         raise ChromaError(f"{path} does not exist; run `chromadissect analyze --run-dir {run_dir}`")
     return zarr.open_group(path, mode=mode)
