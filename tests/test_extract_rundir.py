@@ -1,5 +1,5 @@
 """RunDir: the writer lock (refusal naming the holder, freed by the holder's death, no two
-holders in a race) and settings checks naming the difference."""
+holders in a race), settings checks naming the difference, the layout, readers of a run."""
 
 from __future__ import annotations
 
@@ -162,3 +162,15 @@ def test_paths_follow_the_documented_layout(tmp_path):
               "atlas_index": "atlas/index.html", "atlas_settings": "atlas/atlas.json"}
     run = RunDir(tmp_path)
     assert {name: getattr(run, name).relative_to(tmp_path).as_posix() for name in layout} == layout
+
+
+def test_readers_of_a_run_say_which_step_is_missing(tmp_path):
+    from interp.analysis.runio import load_set, open_analysis
+
+    with pytest.raises(ChromaError, match="run `chromadissect analyze --run-dir"):
+        open_analysis(tmp_path)
+    with pytest.raises(ChromaError, match="chromadissect extract .*--sets stroop"):
+        load_set(tmp_path, "stroop")
+    spec = {"samples_per_combo": 1, "image_size": 32, "seed": 2, "limit": 5}
+    RunDir(tmp_path).update({"stimuli": {"stroop": spec}})
+    assert {k: load_set(tmp_path, "stroop").spec()[k] for k in spec} == spec

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from interp.analysis import hue as hue_mod
 from interp.analysis.hue import hue_histogram
+from interp.analysis.runio import open_analysis
 from interp.analysis.types import Thresholds
 from interp.rundir import RunDir
 from stimuli.palette import IS_ACHROMATIC, PALETTE
@@ -272,5 +273,5 @@ def hue_extras(run: Path) -> dict:
 
 
 def _natural_attrs(run: Path) -> dict:
-    group = rundata.open_analysis(run)
-    return dict(group["natural"].attrs) if group is not None and "natural" in group else {}
+    group = open_analysis(run)
+    return dict(group["natural"].attrs) if "natural" in group else {}

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from interp.analysis.runio import open_analysis  # noqa: F401 (card and atlas call it from here)
 from interp.errors import ChromaError
 from interp.rundir import RunDir
 from stimuli import natural
@@ -84,12 +85,6 @@ def find_unit(units: list[dict], unit_id: str) -> dict:
     if unit >= sizes[block]:
         raise ChromaError(f"unit {unit} out of range for {block}: units are 0-{sizes[block] - 1}")
     return next(u for u in units if u["block"] == block and u["unit"] == unit)
-
-
-def open_analysis(run: Path) -> zarr.Group | None:
-    """RUN/analysis.zarr read-only, or None when the analysis has not written it."""
-    path = RunDir(run).analysis
-    return zarr.open_group(path, mode="r") if path.exists() else None
 
 
 def read_array(group: zarr.Group | None, key: str, units: slice | int) -> np.ndarray | None:

@@ -11,7 +11,8 @@ from interp.rundir import RunDir
 
 
 def load_set(run_dir: str | os.PathLike, name: str):
-    """The stimulus set `name` exactly as the run extracted it (from run.json's spec)."""
+    """The stimulus set `name` exactly as the run extracted it, rebuilt from its spec in run.json;
+    a set the run has not extracted is a ChromaError saying how to extract it."""
     from stimuli import get_set
 
     spec = RunDir(run_dir).read().get("stimuli", {}).get(name)
@@ -24,7 +25,8 @@ def load_set(run_dir: str | os.PathLike, name: str):
 
 
 def open_analysis(run_dir: str | os.PathLike, mode: str = "r") -> zarr.Group:
-    """RUN/analysis.zarr; read-only by default."""
+    """RUN/analysis.zarr opened in zarr's `mode` (read-only by default); reading a store that
+    `analyze` has not written is a ChromaError saying to run it, never None or an empty group."""
     path = RunDir(run_dir).analysis
     if mode == "r" and not (path / "zarr.json").exists():
         raise ChromaError(f"{path} does not exist; run `chromadissect analyze --run-dir {run_dir}`")
