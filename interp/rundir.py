@@ -3,7 +3,6 @@ settings checks."""
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
@@ -194,10 +193,11 @@ class RunDir:
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ChromaError(self._in_use()) from None
         except OSError as err:
             os.close(fd)
-            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise ChromaError(self._in_use()) from None
             raise ChromaError(f"cannot lock {self.lock_path} ({err}); "
                               "use a --run-dir on a file system that supports locks") from err
         me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}

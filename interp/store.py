@@ -19,6 +19,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from interp.errors import ChromaError
+from interp.rundir import RunDir
 
 FORMAT = "chromadissect-activations/1"
 COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
@@ -40,7 +41,7 @@ class BlockInfo:
 
 def open_store(run_dir: str | os.PathLike, mode: str = "r") -> zarr.Group:
     """The run's activation store; read-only by default."""
-    path = Path(run_dir) / "activations.zarr"
+    path = RunDir(run_dir).activations
     if mode == "r" and not (path / "zarr.json").exists():
         raise ChromaError(f"{path} does not exist; run `chromadissect extract --run-dir {run_dir}`")
     return zarr.open_group(path, mode=mode)

@@ -11,6 +11,7 @@ import pytest
 
 from interp.analysis import hue
 from interp.analysis.rf import Axis, Field
+from interp.rundir import RunDir
 from stimuli.palette import COLOR_TERMS, IS_ACHROMATIC, PALETTE
 
 CHROMATIC_RGB = PALETTE[~IS_ACHROMATIC].astype(int)
@@ -256,7 +257,7 @@ def test_run_records_bins_null_and_table(run):
     from interp.analysis.runio import open_analysis
     from viz import figures
 
-    analysis = json.loads((run / "run.json").read_text())["analysis"]
+    analysis = json.loads(RunDir(run).json_path.read_text())["analysis"]
     null = analysis["hue_pearson_r_null"]
     assert len(null["r"]) == hue.NULL_DRAWS and null["lo"] <= null["mean"] <= null["hi"]
     attrs = open_analysis(run)["natural"].attrs
@@ -266,7 +267,7 @@ def test_run_records_bins_null_and_table(run):
     extras = figures.hue_extras(run)
     np.testing.assert_allclose(extras["edges"], attrs["hue_bins_deg"])
     assert extras["null"]["r"] == null["r"] and "key" not in extras["null"]
-    rows = _csv(run / "figures" / "hue_histogram.csv")
+    rows = _csv(RunDir(run).hue_histogram_csv)
     assert len(rows) == 12 and rows[0]["lo_deg"] == "15"
     np.testing.assert_allclose([float(r["unit_fraction"]) for r in rows], attrs["unit_hue"],
                                atol=1e-6)

@@ -11,6 +11,7 @@ from interp.analysis.features import unit_crops
 from interp.analysis.runio import open_analysis
 from interp.cli import main as cli_main
 from interp.extract import extract
+from interp.rundir import RunDir
 from tests import planted
 
 pytestmark = pytest.mark.slow  # builds real runs: `make test` runs it, `-m "not slow"` skips it
@@ -29,7 +30,7 @@ def run(tmp_path_factory):
 
 
 def _rows(run):
-    with open(run / "neurons.csv", newline="") as f:
+    with open(RunDir(run).neurons_csv, newline="") as f:
         return {r["unit_id"]: r for r in csv.DictReader(f)}
 
 
@@ -72,13 +73,13 @@ def test_topn_and_crops_of_the_red_unit(run):
 def test_resume_redoes_only_what_is_missing(run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
-    before = (copy / "neurons.csv").read_text()
+    before = RunDir(copy).neurons_csv.read_text()
     out = open_analysis(copy, mode="a")
     out["stroop"].attrs["done"] = []  # selectivity and its permutation test: redone
     out["natural/pooled"].attrs["done"] = ["nf", "topn"]  # CSI of this block: redone
     nf_before = out["stroop/pooled/nf"][:]
     analyze(copy, SETTINGS)
-    assert (copy / "neurons.csv").read_text() == before
+    assert RunDir(copy).neurons_csv.read_text() == before
     np.testing.assert_array_equal(open_analysis(copy)["stroop/pooled/nf"][:], nf_before)
 
 

@@ -20,6 +20,7 @@ from interp.analysis.runio import load_set, open_analysis
 from interp.extract import extract, reduce_batch
 from interp.inputs import _FORMATS, model_format
 from interp.models import load_model
+from interp.rundir import RunDir
 
 pytestmark = pytest.mark.slow  # builds real runs: `make test` runs it, `-m "not slow"` skips it
 
@@ -54,7 +55,7 @@ def runs(tmp_path_factory):
 @pytest.mark.parametrize("name", sorted(LAYERS))
 def test_extract_and_analyze_finish(runs, name):
     path = runs(name)
-    with open(path / "neurons.csv", newline="") as f:
+    with open(RunDir(path).neurons_csv, newline="") as f:
         rows = list(csv.DictReader(f))
     blocks = {r["block"] for r in rows}
     assert blocks == set(LAYERS[name])
@@ -76,7 +77,7 @@ def test_stored_maxima_equal_a_plain_nchw_forward(runs, name):
         loaded.visual(x.contiguous())
     for h in hooks:
         h.remove()
-    g = zarr.open_group(path / "activations.zarr", mode="r")["stroop"]
+    g = zarr.open_group(RunDir(path).activations, mode="r")["stroop"]
     for block, out in outs.items():
         stored = g[block]["max"][:4].astype(np.float32)
         np.testing.assert_allclose(stored, out.amax(dim=(2, 3)).numpy(), rtol=2e-3, atol=1e-3)

@@ -14,6 +14,7 @@ from markupsafe import escape
 from PIL import Image
 
 from interp.cli import main
+from interp.rundir import RunDir
 from viz import atlas, rundata
 from viz.synthetic import make_synthetic_run
 
@@ -51,7 +52,7 @@ def local_targets(page: Path) -> list[str]:
 
 
 def test_every_unit_has_a_page_and_every_block_a_page_and_sprites(run):
-    out = run / "atlas"
+    out = RunDir(run).atlas
     assert (out / "index.html").exists()
     for block, n in BLOCKS.items():
         assert (out / "blocks" / f"{block}.html").exists()
@@ -63,7 +64,7 @@ def test_every_unit_has_a_page_and_every_block_a_page_and_sprites(run):
 
 
 def test_sprite_tile_of_unit_0_is_its_red_neuron_feature(run):
-    sheet = np.asarray(Image.open(run / "atlas" / "sprites" / "layer2.0.natural.jpg"))
+    sheet = np.asarray(Image.open(RunDir(run).atlas / "sprites" / "layer2.0.natural.jpg"))
     centre = sheet[THUMB // 2, THUMB // 2].astype(int)  # unit 0: a red blob on grey
     assert centre[0] > 200 and centre[1] < 120 and centre[2] < 120
     # unit 65 sits in row 1, column 1 of a 64-column sheet
@@ -74,7 +75,7 @@ def test_sprite_tile_of_unit_0_is_its_red_neuron_feature(run):
 
 
 def test_block_page_embeds_every_unit(run):
-    data = embedded_data(run / "atlas" / "blocks" / "layer2.0.html")
+    data = embedded_data(RunDir(run).atlas / "blocks" / "layer2.0.html")
     assert data["block"] == "layer2.0" and len(data["units"]) == 70
     rows = {r[0]: dict(zip(data["fields"], r, strict=True)) for r in data["units"]}
     units = {u["unit"]: u for u in rundata.load_units(run) if u["block"] == "layer2.0"}
@@ -89,17 +90,17 @@ def test_cards_only_for_the_chosen_units(run):
     chosen = atlas.select_card_units(units, 1)
     # one per scored type (5 of the 7 types) and block: layer1.0 has only 2 of them
     assert len(chosen) == 2 + 5
-    cards = {(p.parent.name, int(p.stem)) for p in (run / "atlas" / "cards").rglob("*.png")}
+    cards = {(p.parent.name, int(p.stem)) for p in (RunDir(run).atlas / "cards").rglob("*.png")}
     assert cards == {(u["block"], u["unit"]) for u in chosen}
     best_word = max((u for u in units if u["block"] == "layer2.0" and u["type"] == "color_word"),
                     key=lambda u: u["f_word"])
     assert best_word in chosen
-    page = run / "atlas" / "units" / "layer2.0" / f"{best_word['unit']}.html"
+    page = RunDir(run).atlas / "units" / "layer2.0" / f"{best_word['unit']}.html"
     assert 'class="card"' in page.read_text()
 
 
 def test_pages_link_only_to_local_files_that_exist(run):
-    out = run / "atlas"
+    out = RunDir(run).atlas
     pages = [out / "index.html", out / "blocks" / "layer1.0.html",
              out / "units" / "layer1.0" / "0.html", out / "units" / "layer2.0" / "69.html",
              out / "units" / "layer2.0" / "1.html"]
@@ -113,20 +114,20 @@ def test_pages_link_only_to_local_files_that_exist(run):
 
 
 def test_unit_page_shows_its_attributions(run):
-    page = (run / "atlas" / "units" / "layer1.0" / "0.html").read_text()
+    page = (RunDir(run).atlas / "units" / "layer1.0" / "0.html").read_text()
     assert '<img src="../../../attributions/units/unit0_ig.png"' in page
-    assert "attributions/" not in (run / "atlas" / "units" / "layer1.0" / "1.html").read_text()
+    assert "attributions/" not in (RunDir(run).atlas / "units" / "layer1.0" / "1.html").read_text()
 
 
 def test_unit_pages_link_neighbours(run):
-    first = (run / "atlas" / "units" / "layer2.0" / "0.html").read_text()
-    last = (run / "atlas" / "units" / "layer2.0" / "69.html").read_text()
+    first = (RunDir(run).atlas / "units" / "layer2.0" / "0.html").read_text()
+    last = (RunDir(run).atlas / "units" / "layer2.0" / "69.html").read_text()
     assert 'id="next" href="1.html"' in first and 'id="prev"' not in first
     assert 'id="prev" href="68.html"' in last and 'id="next"' not in last
 
 
 def test_index_shows_model_figures_naming_and_type_counts(run):
-    text = (run / "atlas" / "index.html").read_text()
+    text = RunDir(run).atlas_index.read_text()
     assert "synthetic / none" in text
     for figure in ("csi_by_block", "types_by_block", "hue_histogram"):
         assert f"../figures/{figure}.png" in text
@@ -162,12 +163,12 @@ def test_text_from_the_run_reaches_the_pages_escaped(tmp_path):
 
 def test_neuron_command_adds_its_card_to_the_unit_page(run, tmp_path, capsys):
     run = shutil.copytree(run, tmp_path / "run")
-    page = run / "atlas" / "units" / "layer2.0" / "7.html"  # not_activated: no card yet
+    page = RunDir(run).atlas / "units" / "layer2.0" / "7.html"  # not_activated: no card yet
     assert 'class="card"' not in page.read_text()
     assert main(["neuron", str(run), "layer2.0:7"]) == 0
     capsys.readouterr()
     assert 'class="card"' in page.read_text()
-    assert (run / "atlas" / "cards" / "layer2.0" / "7.png").exists()
+    assert (RunDir(run).atlas / "cards" / "layer2.0" / "7.png").exists()
 
 
 def test_atlas_of_a_missing_run_is_one_line_error_and_creates_nothing(tmp_path, capsys):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from interp.rundir import RunDir
 from viz import atlas, card, rundata
 from viz.synthetic import make_synthetic_run
 
@@ -61,7 +62,7 @@ def shot(page, name: str) -> None:
 
 def test_index_block_unit_filter_and_jump(run, page):
     units = [u for u in rundata.load_units(run) if u["block"] == "layer2.0"]
-    page.goto((run / "atlas" / "index.html").resolve().as_uri())
+    page.goto(RunDir(run).atlas_index.resolve().as_uri())
     assert "synthetic / none" in page.text_content("h1")
     shot(page, "1-index")
 

@@ -112,7 +112,7 @@ def test_locations_are_the_units_argmax_and_the_model_is_left_untouched(tiny, im
 
 
 def test_top_images_from_the_store_max_array(tmp_path):
-    root = zarr.open_group(str(tmp_path / "activations.zarr"), mode="w")
+    root = zarr.open_group(str(RunDir(tmp_path).activations), mode="w")
     group = root.create_group("stroop")
     group.attrs["chunk_images"] = 4
     values = np.array([[1, 9], [5, 2], [5, 3], [0, 8], [7, 99], [7, 98]], dtype=np.float16)
@@ -130,8 +130,8 @@ def test_attribute_command_writes_unit_and_naming_heatmaps(tmp_path):
     code = cli.main(["attribute", *common, "--units", "layer2.0:3", "--sets", "stroop",
                      "--images", "0,5"])
     assert code == 0
-    out = tmp_path / "attributions"
-    index = json.loads((out / "index.json").read_text())
+    out = RunDir(tmp_path).attributions
+    index = json.loads(RunDir(tmp_path).attributions_index.read_text())
     units = index["units"]["layer2.0:3"]
     assert {(e["method"], e["index"]) for e in units} == {
         (m, i) for m in ("integrated_gradients", "guided_backprop") for i in (0, 5)}
@@ -146,7 +146,7 @@ def test_attribute_command_writes_unit_and_naming_heatmaps(tmp_path):
         assert right or entry["contrast"] == entry["correct"]
     # the first errors of the experiment; the index keeps earlier entries
     assert cli.main(["attribute", *common, "--errors", "2", "--methods", "grad_cam"]) == 0
-    index = json.loads((out / "index.json").read_text())
+    index = json.loads(RunDir(tmp_path).attributions_index.read_text())
     errors = [e for e in index["naming"] if e not in chosen]
     assert len(errors) == 2 and {e["method"] for e in errors} == {"grad_cam"}
     for entry in errors:

@@ -45,7 +45,7 @@ def run_in_process(run_dir: Path, **overrides) -> Path:
 
 
 def arrays(run_dir: Path) -> dict[str, np.ndarray]:
-    g = zarr.open_group(run_dir / "activations.zarr", mode="r")["shapes"]
+    g = zarr.open_group(RunDir(run_dir).activations, mode="r")["shapes"]
     out = {"complete": g["complete"][:]}
     for block in g.attrs["blocks"]:
         for kind in ("max", "argmax", "mean"):
@@ -78,11 +78,11 @@ def test_reference_is_complete_and_readable_by_xarray(reference_run, reference):
 
     assert reference["complete"].tolist() == [1] * (N // CHUNK)
     assert (reference["layer1.0/max"] > 0).mean() > 0.5
-    ds = xr.open_zarr(reference_run / "activations.zarr", group="shapes/layer3.0",
+    ds = xr.open_zarr(RunDir(reference_run).activations, group="shapes/layer3.0",
                       consolidated=False)
     assert ds["argmax"].dims == ("images", "units", "yx") and ds.attrs["map_shape"] == [4, 4]
     np.testing.assert_array_equal(ds["max"].values, reference["layer3.0/max"])
-    labels = xr.open_zarr(reference_run / "activations.zarr", group="shapes/labels",
+    labels = xr.open_zarr(RunDir(reference_run).activations, group="shapes/labels",
                           consolidated=False)
     assert labels["obj_color"].dims == ("images",) and labels.sizes["images"] == N
 
@@ -91,7 +91,7 @@ def test_reference_is_complete_and_readable_by_xarray(reference_run, reference):
 def test_resume_after_kill_9_is_bit_identical(tmp_path, reference):
     cmd = [sys.executable, "-m", "interp.cli", "extract", "--run-dir", str(tmp_path), *ARGS]
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    marks = tmp_path / "activations.zarr/shapes/complete/c"
+    marks = RunDir(tmp_path).activations / "shapes/complete/c"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         if marks.is_dir() and sum(p.name.isdigit() for p in marks.iterdir()) >= 2:  # not temp files
@@ -101,8 +101,7 @@ def test_resume_after_kill_9_is_bit_identical(tmp_path, reference):
     proc.wait()
     done = store.completed_chunks(store.open_store(tmp_path)["shapes"])
     assert 2 <= done.sum() < len(done), f"kill came too late or too early: {done}"
-    assert (tmp_path / ".lock").exists()  # the killed run's lock is left behind
-    run_in_process(tmp_path)  # takes the stale lock over and does the rest
+    run_in_process(tmp_path)  # the kernel freed the killed run's lock: this one does the rest
     assert_identical(arrays(tmp_path), reference)
     timing = RunDir(tmp_path).read()["timings"]["extract"]["shapes"]
     assert timing["images"] == N - CHUNK * int(done.sum())
@@ -120,7 +119,8 @@ def test_failed_write_stops_with_clear_error_and_resumes(tmp_path, reference, mo
     monkeypatch.setattr(store.ChunkStore, "_put", failing)
     with pytest.raises(ChromaError, match="No space left.*rerun the same command to resume"):
         run_in_process(tmp_path)
-    assert not (tmp_path / ".lock").exists()
+    with RunDir(tmp_path).lock():  # released on the error
+        pass
     assert 2 in calls
     monkeypatch.setattr(store.ChunkStore, "_put", real_put)
     assert store.completed_chunks(store.open_store(tmp_path)["shapes"]).sum() == 2
@@ -130,10 +130,10 @@ def test_failed_write_stops_with_clear_error_and_resumes(tmp_path, reference, mo
 
 def test_rerun_skips_and_other_settings_are_refused(tmp_path, reference):
     run_in_process(tmp_path, limit=2 * CHUNK)
-    before = (tmp_path / "activations.zarr/shapes/layer1.0/max/c/0/0").stat().st_mtime_ns
+    before = (RunDir(tmp_path).activations / "shapes/layer1.0/max/c/0/0").stat().st_mtime_ns
     run_in_process(tmp_path, limit=2 * CHUNK)
     assert RunDir(tmp_path).read()["timings"]["extract"]["shapes"]["images"] == 0
-    assert (tmp_path / "activations.zarr/shapes/layer1.0/max/c/0/0").stat().st_mtime_ns == before
+    assert (RunDir(tmp_path).activations / "shapes/layer1.0/max/c/0/0").stat().st_mtime_ns == before
     with pytest.raises(ChromaError, match=r"stimuli\.shapes\.samples_per_combo \(run has 1"):
         run_in_process(tmp_path, limit=2 * CHUNK, samples_per_combo=2)
     with pytest.raises(ChromaError, match=r"extract\.dtype \(run has 'float32'"):

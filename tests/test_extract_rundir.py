@@ -1,12 +1,16 @@
-"""RunDir: the writer lock (refusal, stale takeover) and settings checks naming the difference."""
+"""RunDir: the writer lock (refusal naming the holder, freed by the holder's death, no two
+holders in a race), settings checks naming the difference, the layout, readers of a run."""
 
 from __future__ import annotations
 
 import json
-import logging
+import os
+import select
+import signal
 import socket
-import subprocess
-import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -14,43 +18,107 @@ from interp.errors import ChromaError
 from interp.rundir import RunDir
 
 
-def write_lock(run: RunDir, pid: int, host: str | None = None) -> None:
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.lock_path.write_text(json.dumps({"pid": pid, "host": host or socket.gethostname()}))
+def read_pipe(fd: int, n: int = 1, timeout: float = 10.0) -> bytes:
+    """n bytes from a child's pipe; fails the test instead of hanging when the child is gone."""
+    out = b""
+    while len(out) < n:
+        assert select.select([fd], [], [], timeout)[0], "a child process stopped answering"
+        chunk = os.read(fd, n - len(out))
+        assert chunk, "a child process exited early"
+        out += chunk
+    return out
 
 
-def test_live_holder_is_refused_and_named(tmp_path):
-    run = RunDir(tmp_path)
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+@contextmanager
+def held_by_child(path) -> Iterator[int]:
+    """A forked child holds the run's lock until the block ends; yields its pid."""
+    locked_r, locked_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            with RunDir(path).lock():
+                os.write(locked_w, b"1")
+                time.sleep(30)
+        finally:
+            os._exit(0)
+    os.close(locked_w)
     try:
-        write_lock(run, holder.pid)
-        with pytest.raises(ChromaError, match=f"in use by pid {holder.pid} on"), run.lock():
-            pass
-        assert json.loads(run.lock_path.read_text())["pid"] == holder.pid  # left alone
+        assert read_pipe(locked_r) == b"1"
+        yield pid
     finally:
-        holder.kill()
-        holder.wait()
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(locked_r)
 
 
-def test_stale_lock_is_taken_over_with_a_warning(tmp_path, caplog):
+def test_second_process_is_refused_and_the_holder_named(tmp_path):
     run = RunDir(tmp_path)
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    write_lock(run, gone.pid)
-    with caplog.at_level(logging.WARNING), run.lock():
-        assert json.loads(run.lock_path.read_text())["pid"] != gone.pid
+    with held_by_child(tmp_path) as pid:
+        with pytest.raises(ChromaError, match=f"in use by pid {pid} on {socket.gethostname()}; "
+                           "wait for it to finish or stop it"), run.lock():
+            pass
+        assert json.loads(run.lock_path.read_text())["pid"] == pid
+    with run.lock():  # free again once its holder is gone
+        assert json.loads(run.lock_path.read_text())["pid"] == os.getpid()
         with run.lock():  # the same process may nest
             pass
-        assert run.lock_path.exists()
-    assert "stale lock" in caplog.text and str(gone.pid) in caplog.text
-    assert not run.lock_path.exists()
+    assert run.lock_path.exists()  # released, never removed
 
 
-def test_lock_of_other_host_is_refused(tmp_path):
-    run = RunDir(tmp_path)
-    write_lock(run, 1, host="elsewhere.example")
-    with pytest.raises(ChromaError, match="on host elsewhere.example"), run.lock():
+def test_a_dead_holders_lock_is_free_again(tmp_path):
+    with held_by_child(tmp_path) as pid:
+        pass  # killed with SIGKILL: no cleanup of its own
+    assert json.loads(RunDir(tmp_path).lock_path.read_text())["pid"] == pid  # left behind
+    with RunDir(tmp_path).lock():
         pass
+
+
+def _contend(path, rounds: int, go: int, tried: int, done: int) -> None:
+    """One contender of the race: each round, wait for the start, try the lock, report whether
+    it got in, hold it until both have tried, report once it has let go."""
+    for _ in range(rounds):
+        os.read(go, 1)
+        try:
+            with RunDir(path).lock():
+                os.write(tried, b"1")
+                os.read(done, 1)
+        except ChromaError:
+            os.write(tried, b"0")
+            os.read(done, 1)
+        os.write(tried, b"r")
+
+
+def test_two_processes_released_together_never_both_get_the_lock(tmp_path):
+    dead = os.fork()
+    if dead == 0:
+        os._exit(0)
+    os.waitpid(dead, 0)
+    stale = json.dumps({"pid": dead, "host": socket.gethostname(), "since": 0})
+    rounds, winners = 200, []
+    go, tried, done = os.pipe(), os.pipe(), os.pipe()
+    pids = []
+    for _ in range(2):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _contend(tmp_path, rounds, go[0], tried[1], done[0])
+            finally:
+                os._exit(0)
+        pids.append(pid)
+    try:
+        for _ in range(rounds):
+            RunDir(tmp_path).lock_path.write_text(stale)  # as a dead holder would leave it
+            os.write(go[1], b"GG")  # both try at the same moment
+            winners.append(read_pipe(tried[0], 2).count(b"1"))
+            os.write(done[1], b"DD")
+            assert read_pipe(tried[0], 2) == b"rr"
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        for fd in (*go, *tried, *done):
+            os.close(fd)
+    assert winners == [1] * rounds
 
 
 def test_settings_mismatch_names_the_setting(tmp_path):
@@ -80,11 +148,29 @@ def test_model_settings_rebuild_kwargs(tmp_path):
 def test_extract_refuses_a_second_writer_before_loading_anything(tmp_path):
     from interp.extract import extract
 
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        write_lock(RunDir(tmp_path), holder.pid)
-        with pytest.raises(ChromaError, match=f"in use by pid {holder.pid}"):
-            extract(tmp_path, {"model": "no.such.module:factory"}, ["shapes"])
-    finally:
-        holder.kill()
-        holder.wait()
+    with held_by_child(tmp_path) as pid, pytest.raises(ChromaError, match=f"in use by pid {pid}"):
+        extract(tmp_path, {"model": "no.such.module:factory"}, ["shapes"])
+
+
+def test_paths_follow_the_documented_layout(tmp_path):
+    layout = {"json_path": "run.json", "lock_path": ".lock", "activations": "activations.zarr",
+              "analysis": "analysis.zarr", "neurons_csv": "neurons.csv", "figures": "figures",
+              "hue_histogram_csv": "figures/hue_histogram.csv",
+              "types_sensitivity_csv": "figures/types_sensitivity.csv", "naming": "naming",
+              "naming_embeddings": "naming/embeddings.zarr", "attributions": "attributions",
+              "attributions_index": "attributions/index.json", "atlas": "atlas",
+              "atlas_index": "atlas/index.html", "atlas_settings": "atlas/atlas.json"}
+    run = RunDir(tmp_path)
+    assert {name: getattr(run, name).relative_to(tmp_path).as_posix() for name in layout} == layout
+
+
+def test_readers_of_a_run_say_which_step_is_missing(tmp_path):
+    from interp.analysis.runio import load_set, open_analysis
+
+    with pytest.raises(ChromaError, match="run `chromadissect analyze --run-dir"):
+        open_analysis(tmp_path)
+    with pytest.raises(ChromaError, match="chromadissect extract .*--sets stroop"):
+        load_set(tmp_path, "stroop")
+    spec = {"samples_per_combo": 1, "image_size": 32, "seed": 2, "limit": 5}
+    RunDir(tmp_path).update({"stimuli": {"stroop": spec}})
+    assert {k: load_set(tmp_path, "stroop").spec()[k] for k in spec} == spec

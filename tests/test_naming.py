@@ -16,6 +16,7 @@ from interp.naming.embeddings import EmbeddingCache, text_embeddings
 from interp.naming.experiments import EXPERIMENTS, prompts
 from interp.naming.report import template_slug
 from interp.naming.step import Naming, write_experiment
+from interp.rundir import RunDir
 from stimuli import get_set
 
 pytestmark = pytest.mark.slow  # builds real runs: `make test` runs it, `-m "not slow"` skips it
@@ -41,7 +42,7 @@ def run(tmp_path_factory):
 
 
 def test_writes_all_five_tables_and_figures(run):
-    out = run / "naming"
+    out = RunDir(run).naming
     for n, exp in EXPERIMENTS.items():
         for stem in (f"exp{n}{v.suffix}" for v in exp.variants):
             assert (out / f"{stem}.md").read_text().startswith(f"# Experiment {n}")
@@ -75,7 +76,7 @@ def test_writes_all_five_tables_and_figures(run):
 def test_predictions_are_the_argmax_of_cosine_similarity(run):
     loaded = load_model("interp.models:tiny_clip", "none")
     stroop = get_set("stroop", samples_per_combo=1, image_size=64)
-    naming = Naming(loaded, {"stroop": stroop}, EmbeddingCache(run / "naming" / "embeddings.zarr"),
+    naming = Naming(loaded, {"stroop": stroop}, EmbeddingCache(RunDir(run).naming_embeddings),
                     limit=5, batch_size=16, workers=0)
     template = EXPERIMENTS[4].templates[0]
     images = torch.from_numpy(np.stack([stroop.render(i) for i in range(5)]))
@@ -103,7 +104,7 @@ def test_new_experiment_reuses_cached_embeddings(run, monkeypatch):
 def test_published_figures_stand_beside_measured_ones(run, tmp_path):
     loaded = load_model("interp.models:tiny_clip", "none")
     sets = {"stroop-white": get_set("stroop-white", samples_per_combo=1, image_size=64)}
-    naming = Naming(loaded, sets, EmbeddingCache(run / "naming" / "embeddings.zarr"), limit=24,
+    naming = Naming(loaded, sets, EmbeddingCache(RunDir(run).naming_embeddings), limit=24,
                     batch_size=16, workers=0)
     write_experiment(tmp_path, 4, naming, show_published=True)
     rows = {r["color"]: r for r in read_csv(tmp_path / "exp4.csv")}
@@ -116,7 +117,7 @@ def test_published_figures_stand_beside_measured_ones(run, tmp_path):
 def test_published_figures_stand_beside_the_all_backgrounds_variant_only(run, tmp_path):
     loaded = load_model("interp.models:tiny_clip", "none")
     sets = {"stroop": get_set("stroop", samples_per_combo=1, image_size=64)}
-    naming = Naming(loaded, sets, EmbeddingCache(run / "naming" / "embeddings.zarr"), limit=24,
+    naming = Naming(loaded, sets, EmbeddingCache(RunDir(run).naming_embeddings), limit=24,
                     batch_size=16, workers=0)
     paths = write_experiment(tmp_path, 5, naming, show_published=True)
     assert [p.name for p in paths] == ["exp5.csv", "exp5_colored_bg.csv"]
@@ -134,7 +135,7 @@ def test_refuses_a_model_without_text_tower(tmp_path, capsys):
                      "torchvision.models:resnet18", "--pretrained", "none"])
     assert code == 1
     assert "no text tower" in capsys.readouterr().err
-    assert not (tmp_path / "naming").exists()
+    assert not RunDir(tmp_path).naming.exists()
 
 
 def test_refuses_bad_experiment_numbers(tmp_path, capsys):
@@ -167,5 +168,5 @@ def test_attribute_explains_the_answers_of_the_runs_naming(run, monkeypatch):
     code = cli.main(["attribute", "--run-dir", str(run), "--experiment", "4", "--errors", "1",
                      "--methods", "grad_cam", "--workers", "0"])
     assert code == 0 and calls == []
-    entries = json.loads((run / "attributions" / "index.json").read_text())["naming"]
+    entries = json.loads(RunDir(run).attributions_index.read_text())["naming"]
     assert len(entries) == 1 and entries[0]["predicted"] != entries[0]["correct"]

@@ -80,10 +80,10 @@ def test_readers_infer_provenance_of_older_runs(spec, expected):
 
 def _synthetic(tmp_path, provenance: str):
     run = make_synthetic_run(tmp_path / provenance, BLOCKS, n_stroop=330)
-    info = json.loads((run / "run.json").read_text())
+    info = json.loads(RunDir(run).json_path.read_text())
     info["stimuli"]["natural"] = {"natural_dir": None if provenance == "bundled" else "/photos",
                                   "provenance": provenance}
-    (run / "run.json").write_text(json.dumps(info))
+    RunDir(run).json_path.write_text(json.dumps(info))
     return run
 
 
@@ -110,14 +110,14 @@ def test_footnote_is_drawn_under_the_figure():
 def test_atlas_index_and_unit_pages_show_the_note(tmp_path):
     run = _synthetic(tmp_path, "bundled")
     atlas.build_atlas(run, cards_per_type=0, thumb=8)
-    out = run / "atlas"
+    out = RunDir(run).atlas
     assert escape(natural.caveat()) in (out / "index.html").read_text()
     short = escape(natural.caveat(short=True))
     assert short in (out / "units" / "layer1.0" / "0.html").read_text()
     assert short in (out / "blocks" / "layer2.0.html").read_text()
     folder = _synthetic(tmp_path, "folder")
     atlas.build_atlas(folder, cards_per_type=0, thumb=8)
-    assert 'class="caveat' not in (folder / "atlas" / "index.html").read_text()
+    assert 'class="caveat' not in RunDir(folder).atlas_index.read_text()
 
 
 def test_card_shows_the_note(tmp_path):

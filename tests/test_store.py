@@ -7,6 +7,7 @@ import pytest
 import zarr
 
 from interp import store
+from interp.rundir import RunDir
 
 BLOCKS = {"layer1.0": store.BlockInfo(6, (8, 8)), "layer2.0": store.BlockInfo(4, (4, 4))}
 
@@ -30,7 +31,7 @@ def filled(tmp_path):
     rng = np.random.default_rng(0)
     written = {0: chunk_data(rng, 4), 2: chunk_data(rng, 2)}
     for c, data in written.items():
-        store.write_chunk(g, tmp_path / "activations.zarr", c, data)
+        store.write_chunk(g, RunDir(tmp_path).activations, c, data)
     return tmp_path, written
 
 
@@ -44,7 +45,7 @@ def test_marks_only_for_written_chunks(filled):
 
 def test_plain_zarr_reads_layout(filled):
     run, written = filled
-    root = zarr.open_group(run / "activations.zarr", mode="r")
+    root = zarr.open_group(RunDir(run).activations, mode="r")
     b = root["shapes/layer1.0"]
     assert b.attrs["map_shape"] == [8, 8] and b.attrs["n_units"] == 6
     assert b["max"].dtype == np.float16 and b["argmax"].dtype == np.uint8
@@ -64,7 +65,7 @@ def test_xarray_and_dask_read_dimension_names(filled):
     import xarray as xr
 
     run, written = filled
-    path = run / "activations.zarr"
+    path = RunDir(run).activations
     ds = xr.open_zarr(path, group="shapes/layer2.0", consolidated=False)
     assert ds["max"].dims == ("images", "units")
     assert ds["argmax"].dims == ("images", "units", "yx")
@@ -81,9 +82,9 @@ def test_written_chunks_exist_even_when_all_zero(tmp_path):
     g = store.create_set(root, "s", 4, 4, BLOCKS, {"k": np.zeros(4)}, {}, {})
     zeros = {b: tuple(np.zeros_like(a) for a in arrs)
              for b, arrs in chunk_data(np.random.default_rng(0), 4).items()}
-    store.write_chunk(g, tmp_path / "activations.zarr", 0, zeros)
-    assert (tmp_path / "activations.zarr/s/layer1.0/max/c/0/0").is_file()
-    assert (tmp_path / "activations.zarr/s/complete/c/0").is_file()
+    store.write_chunk(g, RunDir(tmp_path).activations, 0, zeros)
+    assert (RunDir(tmp_path).activations / "s/layer1.0/max/c/0/0").is_file()
+    assert (RunDir(tmp_path).activations / "s/complete/c/0").is_file()
 
 
 def test_open_missing_store_says_what_to_run(tmp_path):

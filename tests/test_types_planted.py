@@ -9,6 +9,7 @@ import zarr
 
 from interp.analysis.analyze import FORMAT, Settings, analyze
 from interp.extract import extract
+from interp.rundir import RunDir
 from tests import planted_labels as pl
 
 
@@ -30,7 +31,7 @@ def _csv(path):
 
 @pytest.fixture(scope="module")
 def rows(run):
-    return _csv(run / "neurons.csv")
+    return _csv(RunDir(run).neurons_csv)
 
 
 @pytest.mark.slow
@@ -80,7 +81,7 @@ def test_untuned_units_stay_unassigned(rows):
 
 @pytest.mark.slow
 def test_sensitivity_table_default_equals_the_table(run, rows):
-    table = _csv(run / "figures" / "types_sensitivity.csv")
+    table = _csv(RunDir(run).types_sensitivity_csv)
     default = {r["type"]: int(r["count"]) for r in table if r["default"] == "1"}
     counts = Counter(r["type"] for r in rows)
     assert {t: n for t, n in default.items() if n} == dict(counts)
@@ -99,13 +100,13 @@ def test_old_format_analysis_is_recomputed(run, rows, tmp_path):
 
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
-    out = zarr.open_group(copy / "analysis.zarr", mode="a")
+    out = zarr.open_group(RunDir(copy).analysis, mode="a")
     out.attrs["format"] = 1
     out["stroop/units/selectivity/word/stat"][:] = 0.0  # a stale result must not survive
     analyze(copy, Settings(top_n=pl.TOP_N, n_permutations=200, nf_max_side=8))
-    again = _csv(copy / "neurons.csv")
+    again = _csv(RunDir(copy).neurons_csv)
     assert [r["type"] for r in again] == [r["type"] for r in rows]
-    assert zarr.open_group(copy / "analysis.zarr", mode="r").attrs["format"] == FORMAT
+    assert zarr.open_group(RunDir(copy).analysis, mode="r").attrs["format"] == FORMAT
 
 
 @pytest.mark.slow
@@ -113,8 +114,8 @@ def test_figures_include_the_sensitivity_figure_and_untestable(run, rows):
     from viz import figures, sensitivity
 
     written = figures.write_figures(run)
-    assert run / "figures" / "types_sensitivity.png" in written
-    assert (run / "figures" / "types_sensitivity.svg").exists()
+    assert RunDir(run).figures / "types_sensitivity.png" in written
+    assert (RunDir(run).figures / "types_sensitivity.svg").exists()
     blocks, types, series = sensitivity.shares(sensitivity.read_rows(run))
     assert blocks == ["units"] and "untestable" in types and len(series) == 10
     default = next(v for k, v in series.items() if k[3])

@@ -17,7 +17,9 @@ from matplotlib.figure import Figure
 
 from interp.analysis import hue as hue_mod
 from interp.analysis.hue import hue_histogram
+from interp.analysis.runio import open_analysis
 from interp.analysis.types import Thresholds
+from interp.rundir import RunDir
 from stimuli.palette import IS_ACHROMATIC, PALETTE
 from viz import rundata, sensitivity
 
@@ -222,7 +224,7 @@ def write_figures(run: Path, units: list[dict] | None = None) -> list[Path]:
     returns the PNG paths."""
     run = Path(run)
     units = units if units is not None else rundata.load_units(run)
-    out = run / "figures"
+    out = RunDir(run).figures
     by_block = rundata.by_block(units)
     blocks = list(by_block)
     csi = np.stack([csi_fractions(np.array([u["csi"] for u in by_block[b]])) for b in blocks])
@@ -235,7 +237,7 @@ def write_figures(run: Path, units: list[dict] | None = None) -> list[Path]:
     robustness = sensitivity.sensitivity_figure(sensitivity.read_rows(run))
     if robustness is not None:
         written.append(save(footnote(robustness, note), out, "types_sensitivity")[0])
-    for path in sorted((run / "naming").glob("exp*.csv")):
+    for path in sorted(RunDir(run).naming.glob("exp*.csv")):
         with open(path, newline="") as f:
             fig = naming_figure(f"Naming {path.stem}", list(csv.DictReader(f)))
         if fig is not None:
@@ -271,5 +273,5 @@ def hue_extras(run: Path) -> dict:
 
 
 def _natural_attrs(run: Path) -> dict:
-    group = rundata.open_analysis(run)
-    return dict(group["natural"].attrs) if group is not None and "natural" in group else {}
+    group = open_analysis(run)
+    return dict(group["natural"].attrs) if "natural" in group else {}

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from interp.analysis.runio import open_analysis  # noqa: F401 (card and atlas call it from here)
 from interp.errors import ChromaError
+from interp.rundir import RunDir
 from interp.units import parse_unit_id
 from stimuli import natural
 from stimuli.palette import COLOR_TERMS
@@ -26,7 +28,7 @@ TERM_PREFIXES = ("best_", "color_term", "nf_", "multimodal_term")  # colour-term
 
 def load_units(run: Path) -> list[dict]:
     """neurons.csv as one dict per unit (numbers parsed, NaN for empty), in file order."""
-    path = Path(run) / "neurons.csv"
+    path = RunDir(run).neurons_csv
     if not path.exists():
         raise ChromaError(f"{path} not found; run `chromadissect analyze --run-dir {run}` first")
     with open(path, newline="") as f:
@@ -78,12 +80,6 @@ def find_unit(units: list[dict], unit_id: str) -> dict:
     return next(u for u in units if u["block"] == block and u["unit"] == unit)
 
 
-def open_analysis(run: Path) -> zarr.Group | None:
-    """RUN/analysis.zarr read-only, or None when the analysis has not written it."""
-    path = Path(run) / "analysis.zarr"
-    return zarr.open_group(path, mode="r") if path.exists() else None
-
-
 def read_array(group: zarr.Group | None, key: str, units: slice | int) -> np.ndarray | None:
     """group[key][units] or None when that array is absent."""
     if group is None or key not in group:
@@ -93,7 +89,7 @@ def read_array(group: zarr.Group | None, key: str, units: slice | int) -> np.nda
 
 def stroop_labels(run: Path) -> dict[str, np.ndarray]:
     """Stroop label codes (word, font_color, bg_color) from the activation store; {} if absent."""
-    path = Path(run) / "activations.zarr"
+    path = RunDir(run).activations
     if not path.exists():
         return {}
     root = zarr.open_group(path, mode="r")
@@ -109,10 +105,11 @@ def read_json(path: Path) -> dict:
 def unit_attributions(run: Path, unit_id: str, index: dict | None = None) -> list[dict]:
     """Entries of RUN/attributions/index.json (or of `index`, read once by the caller) for one
     unit, image paths made absolute."""
+    run = RunDir(run)
     if index is None:
-        index = read_json(Path(run) / "attributions" / "index.json")
+        index = read_json(run.attributions_index)
     entries = index.get("units", {}).get(unit_id, [])
-    return [{**e, "path": Path(run) / "attributions" / e["image"]} for e in entries]
+    return [{**e, "path": run.attributions / e["image"]} for e in entries]
 
 
 
@@ -133,4 +130,4 @@ def natural_caveat(info: dict, short: bool = False) -> str | None:
 
 def run_info(run: Path) -> dict:
     """RUN/run.json as a dict ({} when absent)."""
-    return read_json(Path(run) / "run.json")
+    return read_json(RunDir(run).json_path)

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from interp.analysis.sensitivity import PLAIN_EFFECT
-from interp.analysis.table import SENSITIVITY_CSV
+from interp.rundir import RunDir
 
 PLAIN_LABEL = (f"plain f rule, no test (effect >= {PLAIN_EFFECT}: f >= 0.32 word/font/bg, "
                f">= 0.39 colour present; multimodal f >= 0.20 each)")
@@ -18,7 +18,7 @@ PLAIN_LABEL = (f"plain f rule, no test (effect >= {PLAIN_EFFECT}: f >= 0.32 word
 
 def read_rows(run: Path) -> list[dict[str, str]]:
     """The sensitivity table of a run, [] when the run has none (an older analysis)."""
-    path = Path(run) / "figures" / SENSITIVITY_CSV
+    path = RunDir(run).types_sensitivity_csv
     if not path.exists():
         return []
     with open(path, newline="") as f:

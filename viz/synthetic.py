@@ -15,6 +15,7 @@ import zarr
 from PIL import Image
 
 from interp.analysis.hue import hue_histogram
+from interp.rundir import RunDir
 from stimuli.palette import COLOR_TERMS, PALETTE
 
 UNIT_TYPES = ("not_activated", "color_chromatic", "color_achromatic", "color_word",
@@ -45,24 +46,24 @@ def make_synthetic_run(path: str | Path, blocks: dict[str, int] | None = None, *
     Known answers: unit 0 of every block is `color_chromatic`, colour term red, NF a red blob,
     f_color 0.9; unit 1 is `color_word` for "blue"; blocks of 8+ units have all seven types.
     """
-    run = Path(path)
-    run.mkdir(parents=True, exist_ok=True)
+    run = RunDir(path)
+    run.path.mkdir(parents=True, exist_ok=True)
     blocks = blocks or {"layer1.0": 16, "layer2.0": 24}
     rng = np.random.default_rng(seed)
     rows = [row for block, n in blocks.items() for row in _block_rows(block, n, rng)]
-    _write_csv(run / "neurons.csv", rows)
+    _write_csv(run.neurons_csv, rows)
     stroop_labels = _stroop_labels(n_stroop, rng)
     _write_analysis(run, blocks, rows, stroop_labels, nf_size, top_n, rng)
     _write_stroop_store(run, stroop_labels)
     _write_naming(run)
     _write_attributions(run, f"{next(iter(blocks))}:0")
-    (run / "run.json").write_text(json.dumps({
+    run.json_path.write_text(json.dumps({
         "model": {"model": "synthetic", "pretrained": "none", "seed": seed,
                   "layers": list(blocks), "n_units": blocks},
         "stimuli": {"stroop": {"samples_per_combo": 1, "limit": n_stroop}},
         "analysis": {"top_n": top_n},
     }, indent=2))
-    return run
+    return run.path
 
 
 def _block_rows(block: str, n_units: int, rng: np.random.Generator) -> list[dict]:
@@ -125,11 +126,11 @@ def _nf_image(term: str, size: int, rng: np.random.Generator) -> np.ndarray:
     return nf.astype(np.float32)
 
 
-def _write_analysis(run: Path, blocks: dict[str, int], rows: list[dict],
+def _write_analysis(run: RunDir, blocks: dict[str, int], rows: list[dict],
                     stroop: dict[str, np.ndarray], nf_size: int, top_n: int,
                     rng: np.random.Generator) -> None:
     """analysis.zarr: {set}/{block}/nf, topn_index, topn_value; top-N favour each unit's term."""
-    root = zarr.open_group(run / "analysis.zarr", mode="w")
+    root = zarr.open_group(run.analysis, mode="w")
     # As the analysis stores them: hue histograms (12 bins of 30 degrees) of the corpus and units.
     corpus = np.array([30, 45, 20, 10, 8, 6, 5, 8, 10, 6, 4, 12]) / 164
     root.require_group("natural").attrs.update({
@@ -162,18 +163,18 @@ def _topn(rows: list[dict], stroop: dict[str, np.ndarray], top_n: int,
     return index, value.astype(np.float32)
 
 
-def _write_stroop_store(run: Path, labels: dict[str, np.ndarray]) -> None:
+def _write_stroop_store(run: RunDir, labels: dict[str, np.ndarray]) -> None:
     """activations.zarr/stroop/labels/* only: what the card needs for Eq. 1 bars."""
-    root = zarr.open_group(run / "activations.zarr", mode="w")
+    root = zarr.open_group(run.activations, mode="w")
     for kind, codes in labels.items():
         arr = root.create_array(f"stroop/labels/{kind}", data=codes.astype(np.int64),
                                 dimension_names=["image"])
         arr.attrs["names"] = list(COLOR_TERMS)
 
 
-def _write_naming(run: Path) -> None:
+def _write_naming(run: RunDir) -> None:
     """Two small naming tables (CSV + Markdown) in the documented place."""
-    naming = run / "naming"
+    naming = run.naming
     naming.mkdir(exist_ok=True)
     table = [{"template": "{}", "group": f"bg {b} / obj {o}", "background_pct": bp,
               "object_pct": op} for (b, o, bp, op) in
@@ -187,9 +188,9 @@ def _write_naming(run: Path) -> None:
         (naming / f"{name}.md").write_text(f"# {name}\n\n| group | bg % |\n|---|---|\n")
 
 
-def _write_attributions(run: Path, unit_id: str) -> None:
+def _write_attributions(run: RunDir, unit_id: str) -> None:
     """One unit attribution and one naming attribution image, indexed as `attribute` does."""
-    out = run / "attributions"
+    out = run.attributions
     (out / "units").mkdir(parents=True, exist_ok=True)
     (out / "naming").mkdir(exist_ok=True)
     ramp = np.linspace(0, 255, 32 * 32 * 3).reshape(32, 32, 3).astype(np.uint8)
@@ -200,4 +201,4 @@ def _write_attributions(run: Path, unit_id: str) -> None:
              "naming": [{"experiment": 1, "template": "{}", "index": 0, "set": "shapes",
                          "image": "naming/exp1_0.png", "method": "integrated_gradients",
                          "predicted": 3, "contrast": 5, "correct": 5}]}
-    (out / "index.json").write_text(json.dumps(index, indent=2))
+    run.attributions_index.write_text(json.dumps(index, indent=2))

@@ -20,7 +20,7 @@ from interp.analysis import hue as hue_mod
 from interp.analysis import steps
 from interp.analysis.csi import csi, gray_activations, opponent_gray_activations
 from interp.analysis.rf import Field, block_field
-from interp.analysis.runio import analysis_path, load_set, open_analysis
+from interp.analysis.runio import load_set, open_analysis
 from interp.analysis.table import write_neurons_csv
 from interp.analysis.types import Thresholds
 from interp.errors import ChromaError, UsageError
@@ -100,7 +100,7 @@ def _check_format(run: RunDir) -> None:
     found = out.attrs.get("format")
     if found != FORMAT and (found is not None or list(out.group_keys())):
         log.warning("%s was written by analysis format %s; recomputing it with format %d",
-                    analysis_path(run.path), found or 1, FORMAT)
+                    run.analysis, found or 1, FORMAT)
         out = open_analysis(run.path, mode="w")
         data = run.read()
         for section in ("analyze", "analysis"):  # settings and results of the old format
@@ -238,8 +238,7 @@ class _Context:
         summary = {k: null[k] for k in ("mean", "lo", "hi", "interval", "r", "draws", "seed")}
         g.attrs.update({"unit_hue": units.tolist(), "hue_pearson_r": r,
                         "hue_pearson_r_null": summary})
-        hue_mod.write_histogram_csv(self.run.path / "figures" / "hue_histogram.csv", edges,
-                                    units, corpus, null)
+        hue_mod.write_histogram_csv(self.run.hue_histogram_csv, edges, units, corpus, null)
         n = int(np.isfinite(hues).sum())
         self.run.update({"analysis": {"hue_pearson_r": r, "hue_pearson_r_null": summary,
                                       "color_selective_units": n}})

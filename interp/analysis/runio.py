@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import zarr
 
@@ -12,7 +11,8 @@ from interp.rundir import RunDir
 
 
 def load_set(run_dir: str | os.PathLike, name: str):
-    """The stimulus set `name` exactly as the run extracted it (from run.json's spec)."""
+    """The stimulus set `name` exactly as the run extracted it, rebuilt from its spec in run.json;
+    a set the run has not extracted is a ChromaError saying how to extract it."""
     from stimuli import get_set
 
     spec = RunDir(run_dir).read().get("stimuli", {}).get(name)
@@ -24,13 +24,10 @@ def load_set(run_dir: str | os.PathLike, name: str):
                    natural_dir=spec.get("natural_dir"))
 
 
-def analysis_path(run_dir: str | os.PathLike) -> Path:
-    return Path(run_dir) / "analysis.zarr"
-
-
 def open_analysis(run_dir: str | os.PathLike, mode: str = "r") -> zarr.Group:
-    """RUN/analysis.zarr; read-only by default."""
-    path = analysis_path(run_dir)
+    """RUN/analysis.zarr opened in zarr's `mode` (read-only by default); reading a store that
+    `analyze` has not written is a ChromaError saying to run it, never None or an empty group."""
+    path = RunDir(run_dir).analysis
     if mode == "r" and not (path / "zarr.json").exists():
         raise ChromaError(f"{path} does not exist; run `chromadissect analyze --run-dir {run_dir}`")
     return zarr.open_group(path, mode=mode)

@@ -32,7 +32,6 @@ COLUMNS = ("unit_id", "block", "unit", "type", "color_term", "color_modality", "
            "max_natural", "max_stroop", "max_words", "max_shapes",
            "mean_natural", "mean_stroop", "mean_words")
 MAX_SETS = ("natural", "stroop", "words", "shapes")
-SENSITIVITY_CSV = "types_sensitivity.csv"
 
 
 def load_nulls(out: zarr.Group) -> dict[str, np.ndarray]:
@@ -128,7 +127,8 @@ def write_neurons_csv(run_dir: Path, out: zarr.Group, blocks: list[str], sets: l
     """Classify every unit and write RUN/neurons.csv atomically; per-block type counts go to
     run.json, the counts under other thresholds to RUN/figures/types_sensitivity.csv."""
     nulls = load_nulls(out)
-    path = Path(run_dir) / "neurons.csv"
+    run = RunDir(run_dir)
+    path = run.neurons_csv
     tmp = path.with_suffix(".csv.tmp")
     counts, inputs = {}, []
     with open(tmp, "w", newline="") as f:
@@ -142,7 +142,7 @@ def write_neurons_csv(run_dir: Path, out: zarr.Group, blocks: list[str], sets: l
                 writer.writerow([_fmt(row[c]) for c in COLUMNS])
                 counts[block][row["type"]] = counts[block].get(row["type"], 0) + 1
     tmp.replace(path)
-    sensitivity.write_csv(Path(run_dir) / "figures" / SENSITIVITY_CSV,
+    sensitivity.write_csv(run.types_sensitivity_csv,
                           sensitivity.count_rows(inputs, sensitivity.rules(settings.thresholds)))
-    RunDir(run_dir).update({"analysis": {"types_by_block": counts, "sets": sets}})
+    run.update({"analysis": {"types_by_block": counts, "sets": sets}})
     return path
