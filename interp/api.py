@@ -125,8 +125,8 @@ class Run:
         from viz.atlas import build_atlas
 
         _check_options("atlas", options)
-        if not (self.path / "neurons.csv").exists():  # checked before the lock creates the dir
-            raise ChromaError(f"{self.path / 'neurons.csv'} not found; run `chromadissect "
+        if not self.dir.neurons_csv.exists():  # checked before the lock creates the dir
+            raise ChromaError(f"{self.dir.neurons_csv} not found; run `chromadissect "
                               f"analyze --run-dir {self.path}` first (or `chromadissect run`)")
         with self.dir.lock():
             return build_atlas(self.path, **_given(options))
@@ -162,7 +162,7 @@ class Run:
                 timings[name] = round(time.perf_counter() - start, 1)
                 log.info("== %s done in %.1f s", name, timings[name])
             self.dir.update({"timings": {"run": timings}})
-        index = self.path / "atlas" / "index.html"
+        index = self.dir.atlas_index
         return index if index.exists() else None
 
     def _step(self, name: str, options: dict) -> None:
@@ -184,7 +184,7 @@ class Run:
         """RUN/neurons.csv as a pandas DataFrame indexed by unit id (`layer3.2:417`)."""
         import pandas as pd
 
-        path = self.path / "neurons.csv"
+        path = self.dir.neurons_csv
         if not path.exists():
             raise ChromaError(f"{path} not found; run the analyze step first")
         return pd.read_csv(path, keep_default_na=True).set_index("unit_id", drop=False)
@@ -230,7 +230,7 @@ class Run:
         import pandas as pd
 
         stem = f"exp{int(experiment)}" + (f"_{variant}" if variant else "")
-        path = self.path / "naming" / f"{stem}.csv"
+        path = self.dir.naming / f"{stem}.csv"
         if not path.exists():
             raise ChromaError(f"{path} not found; run the naming step (experiment {experiment})")
         return pd.read_csv(path)

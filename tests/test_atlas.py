@@ -13,6 +13,7 @@ import pytest
 from markupsafe import escape
 from PIL import Image
 
+from interp.analysis.runio import open_analysis
 from interp.cli import main
 from interp.rundir import RunDir
 from viz import atlas, rundata
@@ -69,7 +70,7 @@ def test_sprite_tile_of_unit_0_is_its_red_neuron_feature(run):
     assert centre[0] > 200 and centre[1] < 120 and centre[2] < 120
     # unit 65 sits in row 1, column 1 of a 64-column sheet
     tile = sheet[THUMB:2 * THUMB, THUMB:2 * THUMB]
-    nf = rundata.open_analysis(run)["natural/layer2.0/nf"][65]
+    nf = open_analysis(run)["natural/layer2.0/nf"][65]
     np.testing.assert_allclose(tile.mean(axis=(0, 1)) / 255, np.nanmean(nf, axis=(0, 1)),
                                atol=0.06)
 

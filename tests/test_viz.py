@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from interp.analysis.runio import open_analysis
 from interp.cli import main
 from interp.errors import ChromaError
 from stimuli.palette import COLOR_TERMS
@@ -62,7 +63,7 @@ def test_write_figures_png_and_svg(run):
 def test_hue_data_uses_the_analysis_histograms(run):
     units = rundata.load_units(run)
     unit_hist, corpus, n = figures.hue_data(run, units)
-    attrs = rundata.open_analysis(run)["natural"].attrs
+    attrs = open_analysis(run)["natural"].attrs
     np.testing.assert_allclose(unit_hist, attrs["unit_hue"])
     np.testing.assert_allclose(corpus, attrs["corpus_hue"])
     assert n == sum(1 for u in units if u["csi"] >= 0.25 and np.isfinite(u["hue_deg"]))

@@ -15,14 +15,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from interp.analysis.runio import open_analysis
 from interp.progress import bar
+from interp.rundir import RunDir
 from viz import card, figures, rundata
 from viz.pages import ASSETS, SPRITE_SETS, TEMPLATES, Site, card_relpath, file_stem, sprite_path
 
 log = logging.getLogger(__name__)
 
 NF_READ_BATCH = 64
-SETTINGS_FILE = "atlas.json"
 #: Which score picks the units of each type that get a rendered card.
 CARD_SCORE = {"color_chromatic": "f_color", "color_achromatic": "f_color", "color_word": "f_word",
               "color_multimodal": "f_word", "any_word": "max_words"}
@@ -30,7 +31,7 @@ CARD_SCORE = {"color_chromatic": "f_color", "color_achromatic": "f_color", "colo
 
 def card_path(run: Path, block: str, unit: int) -> Path:
     """Where the card PNG of a unit lives (the atlas and `chromadissect neuron` agree on it)."""
-    return Path(run) / "atlas" / card_relpath(block, unit)
+    return RunDir(run).atlas / card_relpath(block, unit)
 
 
 def select_card_units(units: list[dict], per_type: int) -> list[dict]:
@@ -81,7 +82,7 @@ def block_thumbnails(group, set_name: str, block: str, n_units: int, size: int) 
 def build_atlas(run: Path, *, cards_per_type: int = 1, thumb: int = 40) -> Path:
     """Write figures, sprites, index, block and unit pages and chosen cards; return index.html."""
     run = Path(run)
-    out = run / "atlas"
+    out = RunDir(run).atlas
     units = rundata.load_units(run)
     sizes = rundata.block_sizes(units)
     site = Site(run, sizes, thumb)
@@ -91,7 +92,7 @@ def build_atlas(run: Path, *, cards_per_type: int = 1, thumb: int = 40) -> Path:
         shutil.copy(TEMPLATES / name, out / name)
     render_cards(run, select_card_units(units, cards_per_type))
     cards = {u["unit_id"] for u in units if card_path(run, u["block"], u["unit"]).exists()}
-    group = rundata.open_analysis(run)
+    group = open_analysis(run)
     by_block = rundata.by_block(units)
     for block, n in bar(sizes.items(), desc="atlas blocks", unit="block"):
         for set_name in SPRITE_SETS:
@@ -103,14 +104,16 @@ def build_atlas(run: Path, *, cards_per_type: int = 1, thumb: int = 40) -> Path:
             site.write(f"units/{file_stem(block)}/{record['unit']}.html",
                        site.unit_page(record, by_block[block], cards))
     site.write("index.html", site.index_page(units, figs))
-    site.write(SETTINGS_FILE, json.dumps({"thumb": thumb, "cards_per_type": cards_per_type}))
-    log.info("atlas of %d units in %d blocks: %s", len(units), len(sizes), out / "index.html")
-    return out / "index.html"
+    RunDir(run).atlas_settings.write_text(json.dumps({"thumb": thumb,
+                                                       "cards_per_type": cards_per_type}))
+    index = RunDir(run).atlas_index
+    log.info("atlas of %d units in %d blocks: %s", len(units), len(sizes), index)
+    return index
 
 
 def render_cards(run: Path, records: list[dict]) -> None:
     """Render the cards of `records`, skipping cards already newer than neurons.csv."""
-    csv_time = (run / "neurons.csv").stat().st_mtime
+    csv_time = RunDir(run).neurons_csv.stat().st_mtime
     for record in bar(records, desc="unit cards", unit="card"):
         path = card_path(run, record["block"], record["unit"])
         if not (path.exists() and path.stat().st_mtime >= csv_time):
@@ -119,7 +122,7 @@ def render_cards(run: Path, records: list[dict]) -> None:
 
 def refresh_unit_page(run: Path, record: dict, units: list[dict]) -> None:
     """Rewrite one unit's page (e.g. after `chromadissect neuron` drew its card), if built."""
-    settings = rundata.read_json(Path(run) / "atlas" / SETTINGS_FILE)
+    settings = rundata.read_json(RunDir(run).atlas_settings)
     if not settings:
         return
     site = Site(run, rundata.block_sizes(units), settings["thumb"])

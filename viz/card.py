@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from interp.analysis import features, selectivity
+from interp.analysis.runio import open_analysis
 from stimuli.palette import COLOR_TERMS, PALETTE
 from viz import rundata
 
@@ -58,7 +59,7 @@ def label_fractions(top_index: np.ndarray, top_value: np.ndarray,
 def card_data(run: Path, record: dict, *, with_crops: bool = True) -> CardData:
     """Gather NFs, crops, Eq. 1 fractions and attribution images of one unit from the run."""
     run = Path(run)
-    group = rundata.open_analysis(run)
+    group = open_analysis(run)
     block, unit = record["block"], record["unit"]
     data = CardData(record=record, caveat=rundata.natural_caveat(rundata.run_info(run), True))
     for set_name in CARD_SETS:

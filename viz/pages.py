@@ -15,6 +15,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from interp.rundir import RunDir
 from viz import figures, rundata
 from viz.rundata import term_name
 
@@ -73,10 +74,10 @@ class Site:
     """Writes the pages of one run's atlas; knows the blocks, their files and the sprite layout."""
 
     def __init__(self, run: Path, sizes: dict[str, int], thumb: int):
-        self.run, self.out, self.sizes, self.thumb = Path(run), Path(run) / "atlas", sizes, thumb
+        self.run, self.out, self.sizes, self.thumb = Path(run), RunDir(run).atlas, sizes, thumb
         self.blocks = {b: [n, file_stem(b)] for b, n in sizes.items()}
         self.info = rundata.run_info(self.run)
-        self.attributions = rundata.read_json(self.run / "attributions" / "index.json")
+        self.attributions = rundata.read_json(RunDir(run).attributions_index)
 
     def columns(self, n_units: int) -> int:
         return min(n_units, SPRITE_COLUMNS)
@@ -116,13 +117,13 @@ class Site:
             blocks=blocks, type_labels=[figures.TYPE_LABELS[t] for t in figures.TYPE_ORDER],
             note=rundata.natural_caveat(self.info, short=False), figures=figure_pngs,
             naming_tables=self.naming_tables(),
-            naming_images=sorted((self.run / "naming").glob("*.png")),
+            naming_images=sorted(RunDir(self.run).naming.glob("*.png")),
             naming_attributions=self.naming_attributions(), settings=settings_rows(self.info))
 
     def naming_tables(self) -> list[dict]:
         """Each naming experiment's CSV: its path and rows (header first)."""
         tables = []
-        for path in sorted((self.run / "naming").glob("exp*.csv")):
+        for path in sorted(RunDir(self.run).naming.glob("exp*.csv")):
             with open(path, newline="") as f:
                 tables.append({"path": path, "rows": list(csv.reader(f))})
         return tables
@@ -130,7 +131,8 @@ class Site:
     def naming_attributions(self, limit: int = 12) -> list[dict]:
         """The first naming attribution maps of `chromadissect attribute`, with captions."""
         entries = self.attributions.get("naming", [])
-        shown = [e for e in entries if (self.run / "attributions" / e["image"]).exists()][:limit]
+        folder = RunDir(self.run).attributions
+        shown = [e for e in entries if (folder / e["image"]).exists()][:limit]
         return [{"image": e["image"],
                  "caption": f"exp {e.get('experiment', '')} #{e.get('index', '')}: "
                             f"{term_name(e.get('predicted'))} vs {term_name(e.get('contrast'))}"}

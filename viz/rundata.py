@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from interp.analysis.runio import open_analysis  # noqa: F401 (card and atlas call it from here)
 from interp.errors import ChromaError
 from interp.rundir import RunDir
 from interp.units import parse_unit_id

@@ -80,9 +80,9 @@ def unit_set(run: RunDir, name: str, loaded, images, samples_per_combo: int, lim
                    limit=limit, natural_dir=natural_dir)
 
 
-def write_index(out: Path, units: dict[str, list[dict]], naming: list[dict]) -> Path:
+def write_index(run: RunDir, units: dict[str, list[dict]], naming: list[dict]) -> Path:
     """Merge new entries into RUN/attributions/index.json (same image path = replaced)."""
-    path = out / "index.json"
+    path = run.attributions_index
     index = json.loads(path.read_text()) if path.exists() else {"units": {}, "naming": []}
     for unit, items in units.items():
         images = {e["image"] for e in items}
@@ -116,7 +116,7 @@ def attribute(run_dir: str | os.PathLike, units: Sequence[str] = (), *,
         template = check_template(experiment, template)
     run = RunDir(run_dir)
     data = naming_settings(run, experiment, samples_per_combo, limit, dtype)
-    out = run.path / "attributions"
+    out = run.attributions
     with run.lock():
         loaded = load_model(**run_model(run, model), device=device)
         found, decided = {}, []
@@ -132,7 +132,7 @@ def attribute(run_dir: str | os.PathLike, units: Sequence[str] = (), *,
             chosen = parse_images(images, answers.size(EXPERIMENTS[experiment].set_name))
             how = Method(methods_for(methods, NAMING_METHODS), steps, baseline, batch_size)
             decided = attribute_naming(answers, experiment, template, how, chosen, errors, out)
-        path = write_index(out, found, decided)
+        path = write_index(run, found, decided)
     log.info("%d unit and %d naming attribution images; index: %s",
              sum(len(v) for v in found.values()), len(decided), path)
     return path

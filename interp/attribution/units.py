@@ -55,7 +55,7 @@ def top_images(run: RunDir, set_name: str, block: str, unit: int, k: int) -> lis
     """The unit's top-k images: analysis.zarr's top-N, else ranked from the store's max array."""
     from interp import store
 
-    path = run.path / "analysis.zarr" / set_name / block / "topn_index"
+    path = run.analysis / set_name / block / "topn_index"
     if path.exists():
         from interp.analysis.runio import open_analysis
 

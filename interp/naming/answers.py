@@ -97,5 +97,5 @@ def open_naming(run: RunDir, numbers: list[int], *, model: dict | None = None,
     seed = run.read().get("seeds", {}).get("stimuli", 0)
     sets = {name: get_set(name, samples_per_combo=samples_per_combo,
                           image_size=loaded.image_size, seed=seed) for name in names}
-    cache = EmbeddingCache(run.path / "naming" / "embeddings.zarr")
+    cache = EmbeddingCache(run.naming_embeddings)
     return Naming(loaded, sets, cache, limit, batch_size, dtype, workers)

@@ -89,7 +89,7 @@ def naming(run_dir: str | os.PathLike, experiments: Iterable[int | str] = (1, 2,
         # per experiment, what `attribute --experiment` reuses so it explains these very answers
         settings = {"samples_per_combo": samples_per_combo, "limit": limit, "dtype": dtype}
         run.update({"naming": {f"exp{n}": settings for n in numbers}})
-        out = run.path / "naming"
+        out = run.naming
         out.mkdir(parents=True, exist_ok=True)
         show = published.applies(answers.loaded.model, answers.loaded.pretrained)
         for number in numbers:
