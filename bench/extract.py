@@ -29,9 +29,15 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from interp import store  # noqa: E402
-from interp.extract import _Loop, batches_of, default_workers, probe_blocks  # noqa: E402
+from interp.extract import _Loop, batches_of, probe_blocks  # noqa: E402
 from interp.hooks import Recorder, reduce_map, reduction_hooks, trace  # noqa: E402
-from interp.inputs import Images, autocast, to_input, uses_channels_last  # noqa: E402
+from interp.inputs import (  # noqa: E402
+    Images,
+    autocast,
+    default_workers,  # noqa: E402
+    to_input,
+    uses_channels_last,
+)
 from interp.models import load_model, resolve_device  # noqa: E402
 from interp.writer import ChunkWriter  # noqa: E402
 from stimuli import get_set  # noqa: E402

@@ -20,7 +20,7 @@ import torch
 from interp import distributed, progress, store
 from interp.errors import UsageError
 from interp.hooks import Recorder, gather, reduction_hooks, split_blocks
-from interp.inputs import Images, autocast, batch_to_input, prepare, to_input
+from interp.inputs import Images, autocast, batch_to_input, default_workers, prepare, to_input
 from interp.rundir import MODEL_KEYS, RunDir
 from interp.units import parse_unit_id
 from interp.writer import BlockArrays, ChunkAssembler, ChunkWriter
@@ -88,14 +88,6 @@ def chunk_size_for(batch_size: int, chunk_images: int | None = None) -> int:
         raise UsageError(f"--chunk-images {chunk_images} is not a multiple of --batch-size "
                          f"{batch_size}; choose a multiple")
     return chunk_images
-
-
-def default_workers(device: torch.device, processes: int = 1) -> int:
-    """Rendering workers: none on CPU, where the model uses every core and rendering costs under
-    1% of its forward (a worker only stalls torch's threads); else the cores left per process."""
-    if device.type == "cpu":
-        return 0
-    return max(0, (os.cpu_count() or 1) // processes - 1)
 
 
 def batches_of(chunks: Sequence[int], chunk_images: int, batch_size: int, n_images: int

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import weakref
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -175,3 +176,11 @@ def baseline(images: torch.Tensor, loaded, kind: str) -> torch.Tensor:
         black = torch.zeros(1, 3, dtype=torch.uint8, device=images.device)  # one pixel
         out += normalize_hwc(black, loaded.mean, loaded.std).view(1, 3, 1, 1)
     return out
+
+
+def default_workers(device: torch.device, processes: int = 1) -> int:
+    """Rendering workers: none on CPU, where the model uses every core and rendering costs under
+    1% of its forward (a worker only stalls torch's threads); else the cores left per process."""
+    if device.type == "cpu":
+        return 0
+    return max(0, (os.cpu_count() or 1) // processes - 1)

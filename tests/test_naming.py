@@ -97,8 +97,12 @@ def test_new_experiment_reuses_cached_embeddings(run, monkeypatch):
                         lambda *a: texts.append(1) or real_text(*a))
     assert naming_cli(run, "--experiments", "2,4") == 0
     assert calls == [] and texts == []  # images and prompts both cached in the run
-    assert naming_cli(run, "--experiments", "1", "--limit", "40") == 0  # 24 cached, 16 new
-    assert len(calls) == 1
+    # batches of 16: rows 0-15 cached whole, 16-23 of the second batch; 40 images need the
+    # second batch whole (encoded again, from its start) and 32-39 of the third
+    assert naming_cli(run, "--experiments", "1", "--limit", "40") == 0
+    assert len(calls) == 2
+    assert naming_cli(run, "--experiments", "1", "--limit", "40") == 0
+    assert len(calls) == 2
 
 
 def test_published_figures_stand_beside_measured_ones(run, tmp_path):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import torch
 import zarr
 
 from interp.errors import ChromaError
-from interp.inputs import Images, autocast, batch_to_input
+from interp.inputs import Images, autocast, batch_to_input, default_workers
 from interp.models import LoadedModel
 from interp.naming.experiments import prompts
 from interp.progress import bar
@@ -52,23 +51,26 @@ def cache_key(spec: dict, model: dict) -> str:
 
 
 class EmbeddingCache:
-    """Image embeddings per (set spec, model), written batch by batch, marked done after writing."""
+    """Image embeddings per (set spec, model), written batch by batch, each batch's row count
+    recorded after writing."""
 
     def __init__(self, root: Path) -> None:
         self.root = zarr.open_group(str(root), mode="a")
 
     def arrays(self, name: str, key: str, n: int, dim: int, chunk: int, spec: dict):
-        """The (embedding, done) arrays of one set, created on first use."""
+        """The (embedding, rows) arrays of one set, created on first use: `rows[c]` images of
+        chunk c are encoded (a chunk is encoded as one batch, from its start)."""
         path = f"{name}-{key}"
         if path not in self.root:
             group = self.root.create_group(path)
             group.attrs.update({"set": name, "spec": json.loads(json.dumps(spec, default=str))})
             group.create_array("embedding", shape=(n, dim), chunks=(chunk, dim), dtype="float32",
                                dimension_names=("image", "feature"))
-            group.create_array("done", shape=(-(-n // chunk),), chunks=(-(-n // chunk),),
-                               dtype="bool", fill_value=False, dimension_names=("chunk",))
         group = self.root[path]
-        return group["embedding"], group["done"]
+        if "rows" not in group:
+            group.create_array("rows", shape=(-(-n // chunk),), chunks=(-(-n // chunk),),
+                               dtype="int32", fill_value=0, dimension_names=("chunk",))
+        return group["embedding"], group["rows"]
 
     def prompts(self, loaded: LoadedModel, template: str, dtype: str) -> torch.Tensor:
         """(11, D) prompt embeddings of a template, from `text/{key}` or encoded and stored."""
@@ -81,10 +83,9 @@ class EmbeddingCache:
         return torch.from_numpy(self.root[path][:])
 
 
-def _loader(stim_set, loaded: LoadedModel, batch_size: int, workers: int | None, todo: list[int]):
+def _loader(stim_set, loaded: LoadedModel, batches: list[list[int]], workers: int | None):
     if workers is None:
-        workers = max(0, (os.cpu_count() or 1) - 1)
-    batches = [list(range(c * batch_size, min(len(stim_set), (c + 1) * batch_size))) for c in todo]
+        workers = default_workers(loaded.device)
     return torch.utils.data.DataLoader(Images(stim_set), batch_sampler=batches, num_workers=workers,
                                        pin_memory=loaded.device.type == "cuda")
 
@@ -105,25 +106,27 @@ def image_embeddings(loaded: LoadedModel, stim_set, n: int, cache: EmbeddingCach
     """The cached (images, D) unit-norm embeddings of the set, its first n images encoded (only
     what was not cached yet); read it in blocks, as it can be larger than memory.
 
-    The cache spans the whole set (built without --limit) in whole batches, so a larger --limit
-    or a new template reuses every batch already encoded.
+    The cache spans the whole set (built without --limit), one batch per chunk; a chunk encoded
+    only up to n is encoded again, whole, when a larger n needs more of it.
     """
     require_text_tower(loaded)
     spec = {k: v for k, v in stim_set.spec().items() if k not in ("limit", "length")}
     key = cache_key(spec, {**loaded.describe(), "dtype": dtype})
     dim = embedding_dim(loaded, dtype)
-    emb, done = cache.arrays(stim_set.name, key, len(stim_set), dim, batch_size, spec)
+    emb, rows = cache.arrays(stim_set.name, key, len(stim_set), dim, batch_size, spec)
     chunk = emb.chunks[0]
-    needed = -(-n // chunk)
-    todo = [int(c) for c in np.flatnonzero(~done[:needed])]
+    starts = np.arange(0, min(n, len(stim_set)), chunk)
+    wanted = np.minimum(chunk, min(n, len(stim_set)) - starts)  # rows of each chunk needed
+    todo = [int(c) for c in np.flatnonzero(rows[:len(starts)] < wanted)]
     if todo:
-        log.info("encoding %s: %d of %d batches to go", stim_set.name, len(todo), needed)
+        log.info("encoding %s: %d of %d batches to go", stim_set.name, len(todo), len(starts))
         shown = bar(total=len(todo), desc=f"naming {stim_set.name}", unit="batch")
-        for c, (images, _index) in zip(todo, _loader(stim_set, loaded, chunk, workers, todo),
+        batches = [list(range(c * chunk, c * chunk + int(wanted[c]))) for c in todo]
+        for c, (images, _index) in zip(todo, _loader(stim_set, loaded, batches, workers),
                                        strict=True):
             batch = encode_batch(loaded, images, dtype).cpu().numpy()
             emb[c * chunk: c * chunk + len(images)] = batch
-            done[c] = True
+            rows[c] = len(images)
             shown.update()
         shown.close()
     return emb
