@@ -35,7 +35,7 @@ def test_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
     exec(compile(readme_example(), "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "untestable" in out or "not_activated" in out  # the type counts were printed
-    assert (tmp_path / "runs" / "notebook" / "atlas" / "index.html").exists()
+    assert (tmp_path / "runs" / "notebook" / "neurons.csv").exists()
 
 
 def _arrays(path: Path) -> dict[str, np.ndarray]:
@@ -58,7 +58,8 @@ def _tables(run: Path) -> dict[str, str]:
 
 
 ARGV = ["--model", TINY["model"], "--pretrained", "none", "--samples-per-combo", "1",
-        "--limit", "12", "--batch-size", "12", "--top-n", "4", "--cards-per-type", "0"]
+        "--limit", "12", "--batch-size", "12", "--top-n", "4", "--permutations", "200",
+        "--cards-per-type", "0"]
 
 
 @pytest.mark.slow
@@ -69,7 +70,7 @@ def test_run_command_and_the_steps_from_python_give_identical_results(tmp_path, 
     assert f"atlas: {index.resolve().as_uri()}" in capsys.readouterr().out
     by_steps = Run(tmp_path / "steps")
     by_steps.extract(**TINY, **SMALL)
-    by_steps.analyze(top_n=4, batch_size=12)
+    by_steps.analyze(top_n=4, n_permutations=200, batch_size=12)
     by_steps.naming(samples_per_combo=1, limit=12, batch_size=12)
     by_steps.atlas(cards_per_type=0)
     for store in ("activations.zarr", "analysis.zarr", "naming/embeddings.zarr"):
