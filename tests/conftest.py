@@ -19,3 +19,15 @@ def tiny_loaded():
     from interp.models import load_model
 
     return load_model(**{k: v for k, v in TINY.items() if v is not None})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` need CUDA: skipped, with the reason, where there is none."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
