@@ -308,9 +308,3 @@ def block_field(visual: nn.Module, block: str, image_size: int,
     except UnsupportedModule:
         return measured_field(visual, block, image_size, map_shape), "gradient"
 
-
-def receptive_field(visual: nn.Module, block: str, y: int, x: int, image_size: int = 224,
-                    map_shape: tuple[int, int] | None = None) -> tuple[int, int, int, int]:
-    """Input box (y0, y1, x0, x1), half-open, of `block`'s unit at map position (y, x)."""
-    shape = map_shape or (image_size // 32, image_size // 32)
-    return block_field(visual, block, image_size, shape)[0].box(y, x)

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from interp.errors import UsageError
+from interp.inputs import DTYPES
 from stimuli import SET_NAMES
-
-DTYPES = ("float32", "bfloat16", "float16")
 
 
 def csv_list(text: str) -> list[str]:
@@ -56,7 +55,7 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
                           "help": "only the first N images of each set (quick runs)"}),
     "batch_size": ("--batch-size", {"type": positive_int, "metavar": "N", "help": "images per "
                                     "forward pass"}),
-    "dtype": ("--dtype", {"choices": DTYPES, "help": "autocast dtype of the forward pass"}),
+    "dtype": ("--dtype", {"choices": tuple(DTYPES), "help": "autocast dtype of the forward pass"}),
     "workers": ("--workers", {"type": int, "metavar": "N", "help": "stimulus-rendering "
                               "processes"}),
     "compile": ("--compile", {"action": "store_true", "help": "torch.compile the hooked model "
