@@ -38,6 +38,7 @@ def write_store(path: Path, n_images: int, seed: int = 0) -> float:
     import zarr
 
     from interp import store
+    from interp.rundir import RunDir
 
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -45,7 +46,7 @@ def write_store(path: Path, n_images: int, seed: int = 0) -> float:
     font = (word + rng.integers(1, 11, n_images)) % 11
     bg = (font + rng.integers(1, 11, n_images)) % 11  # != font; may equal word: fine here
     infos = {b: store.BlockInfo(u, (s, s)) for b, (u, s) in RN50_BLOCKS.items()}
-    root = zarr.open_group(path / "activations.zarr", mode="w")
+    root = zarr.open_group(RunDir(path).activations, mode="w")
     g = store.create_set(root, "stroop", n_images, CHUNK, infos,
                          {"word": word, "font_color": font, "bg_color": bg}, {}, {"synthetic": 1})
     for block, (units, _) in RN50_BLOCKS.items():
@@ -64,8 +65,9 @@ def measure(path: Path, top_n: int, permutations: int) -> dict:
     from interp.analysis.selectivity import select_all
     from interp.analysis.steps import slabs, stroop_kinds
     from interp.analysis.topn import TopN
+    from interp.rundir import RunDir
 
-    g = zarr.open_group(path / "activations.zarr", mode="r")["stroop"]
+    g = zarr.open_group(RunDir(path).activations, mode="r")["stroop"]
     start, cpu = time.perf_counter(), time.process_time()
     tops = {}
     for block in RN50_BLOCKS:

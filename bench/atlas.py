@@ -19,6 +19,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
+from interp.rundir import RunDir  # noqa: E402
 from viz import atlas, rundata  # noqa: E402
 from viz.synthetic import RN50_BLOCKS, make_synthetic_run  # noqa: E402
 
@@ -40,7 +41,7 @@ def main() -> None:
         start = time.perf_counter()
         atlas.build_atlas(run, cards_per_type=args.cards_per_type)  # cards already there
         build_s = time.perf_counter() - start
-        files = [f for f in (run / "atlas").rglob("*") if f.is_file()]
+        files = [f for f in RunDir(run).atlas.rglob("*") if f.is_file()]
         print(json.dumps({
             "units": len(units), "blocks": len(rundata.block_sizes(units)),
             "nf_size": args.nf_size, "build_without_cards_s": round(build_s, 1),

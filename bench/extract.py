@@ -39,6 +39,7 @@ from interp.inputs import (  # noqa: E402
     uses_channels_last,
 )
 from interp.models import load_model, resolve_device  # noqa: E402
+from interp.rundir import RunDir  # noqa: E402
 from interp.writer import ChunkWriter  # noqa: E402
 from stimuli import get_set  # noqa: E402
 
@@ -133,7 +134,7 @@ def pipeline(loaded, fn, recorder, infos, s, args, device, workdir: Path
         batch_sampler=list(batches_of(range(-(-n // chunk)), chunk, args.batch_size, n)),
         num_workers=args.workers, pin_memory=device.type == "cuda")
     timer = SteadyTimer(loader, device)
-    writer = ChunkWriter(lambda c, a: store.write_chunk(g, workdir / "activations.zarr", c, a))
+    writer = ChunkWriter(lambda c, a: store.write_chunk(g, RunDir(workdir).activations, c, a))
     loop = _Loop(fn, recorder, loaded, infos, device, args.dtype)
 
     class NoBar:
@@ -173,7 +174,7 @@ def store_size(run_dir: Path, set_name: str) -> dict:
         for kind in raw:
             arr = g[block][kind]
             raw[kind] += arr.nbytes
-            files = (run_dir / "activations.zarr" / arr.path / "c").rglob("*")
+            files = (RunDir(run_dir).activations / arr.path / "c").rglob("*")
             disk[kind] += sum(f.stat().st_size for f in files if f.is_file())
     cells = g.attrs["n_images"] * sum(g[b].attrs["n_units"] for b in g.attrs["blocks"])
     per_cell = sum(disk.values()) / cells
