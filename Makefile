@@ -25,8 +25,9 @@ browser:
 	command -v chromium >/dev/null 2>&1 || { $$(command -v sudo) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$(command -v sudo) apt-get install -y -qq chromium; }
 
+# Two test processes (pytest-xdist), work-stealing: the slow end-to-end tests run beside the rest.
 test: $(STAMP) lint browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist worksteal
 
 # Offline, untrained RN50, 64 images per set (natural: 8 crops of each of the 8 bundled photos),
 # top-16 per unit (neuron features cost in proportion to it). Resumable (rerun to continue);
