@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 STEPS = ("extract", "analyze", "naming", "atlas")
 
 
-def _params(fn: Callable, skip: Sequence[str] = ()) -> dict[str, Any]:
-    """Keyword parameters of `fn` and their defaults, less `skip`."""
+def keyword_defaults(fn: Callable, skip: Sequence[str] = ()) -> dict[str, Any]:
+    """Keyword parameters of `fn` and their defaults, less `skip` (what a step takes)."""
     return {name: p.default for name, p in inspect.signature(fn).parameters.items()
             if name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
@@ -44,20 +44,20 @@ def step_defaults(step: str) -> dict[str, Any]:
 
     if step == "extract":
         from interp.extract import extract
-        return {**DEFAULT_MODEL, **_params(extract, ("run_dir", "model_settings"))}
+        return {**DEFAULT_MODEL, **keyword_defaults(extract, ("run_dir", "model_settings"))}
     if step == "analyze":
         from interp.analysis.analyze import Settings, analyze
         settings = {f.name: f.default for f in fields(Settings) if f.name != "thresholds"}
-        return {**settings, **_params(analyze, ("run_dir", "settings"))}
+        return {**settings, **keyword_defaults(analyze, ("run_dir", "settings"))}
     if step == "naming":
         from interp.naming import naming
-        return {**dict.fromkeys(MODEL_KEYS), **_params(naming, ("run_dir", "model"))}
+        return {**dict.fromkeys(MODEL_KEYS), **keyword_defaults(naming, ("run_dir", "model"))}
     if step == "atlas":
         from viz.atlas import build_atlas
-        return _params(build_atlas, ("run",))
+        return keyword_defaults(build_atlas, ("run",))
     if step == "attribute":
         from interp.attribution import attribute
-        return {**dict.fromkeys(MODEL_KEYS), **_params(attribute, ("run_dir", "model"))}
+        return {**dict.fromkeys(MODEL_KEYS), **keyword_defaults(attribute, ("run_dir", "model"))}
     raise UsageError(f"unknown step {step!r}; steps are {','.join(STEPS)}")
 
 
@@ -122,12 +122,13 @@ class Run:
 
     def atlas(self, **options) -> Path:
         """Figures and the static HTML atlas; returns RUN/atlas/index.html."""
+        # checked before the lock creates the dir, and before viz's imports (seconds)
+        if not self.dir.neurons_csv.exists():
+            raise ChromaError(f"{self.dir.neurons_csv} not found; run `chromadissect "
+                              f"analyze --run-dir {self.path}` first (or `chromadissect run`)")
         from viz.atlas import build_atlas
 
         _check_options("atlas", options)
-        if not self.dir.neurons_csv.exists():  # checked before the lock creates the dir
-            raise ChromaError(f"{self.dir.neurons_csv} not found; run `chromadissect "
-                              f"analyze --run-dir {self.path}` first (or `chromadissect run`)")
         with self.dir.lock():
             return build_atlas(self.path, **_given(options))
 

@@ -77,3 +77,16 @@ def test_naming_without_text_tower_is_skipped_other_errors_are_not(tmp_path, cap
     assert "naming skipped" in caplog.text
     with pytest.raises(ChromaError, match="text tower"):
         Run(tmp_path)._step("extract", {})
+
+
+@pytest.mark.parametrize("command", ["run", "stimuli", "extract", "analyze", "naming", "atlas",
+                                     "neuron"])
+def test_parsing_a_command_imports_no_torch(command):
+    """Help texts quote the steps' defaults only when printed: parsing stays quick."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from interp.cli import build_parser; "
+            f"build_parser([{command!r}]).format_usage(); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -25,8 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "index, hue, colour-label selectivity (Eq. 1) with permutation tests and "
                        "unit types. Writes RUN/analysis.zarr and RUN/neurons.csv; resumable. "
                        "The model is the run's own (RUN/run.json).")
-    defaults = defaults_of("analyze")
-    defaults["sets"] = "every analysed set in the store"
+    defaults = defaults_of("analyze", sets="every analysed set in the store")
     add_common(p, uses=("device",), defaults=defaults)
     add_options(p, list(OWN), defaults, "analysis")
     p.set_defaults(func=main)

@@ -10,6 +10,7 @@ from interp.cli.options import (
     add_options,
     check_run_model,
     csv_list,
+    defaults_of,
     given,
     positive_int,
 )
@@ -28,13 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Attribution maps (captum) under RUN/attributions/: for units LAYER:UNIT on "
         "their top images, and for naming decisions of an experiment (its first errors or "
         "chosen --images). The model is the run's own (RUN/run.json).")
-    add_common(p, uses=(*MODEL_OPTIONS, "device"),
-               defaults=dict.fromkeys(MODEL_OPTIONS, "the run's") | {"device": "cpu"})
-    add_options(p, ["sets"], {"sets": "natural; units use the first"})
-    add_options(p, list(DATA), {"samples_per_combo": "the run's naming of the experiment, else "
-                                "500", "limit": "the run's naming of the experiment",
-                                "dtype": "the run's naming of the experiment, else float32",
-                                "batch_size": "64"}, "images")
+    naming = "the run's naming of the experiment"
+    defaults = defaults_of("attribute", sets="natural; units use the first",
+                           samples_per_combo=f"{naming}, else 500", limit=naming,
+                           dtype=f"{naming}, else float32")
+    add_common(p, uses=(*MODEL_OPTIONS, "device"), defaults=defaults)
+    add_options(p, ["sets"], defaults)
+    add_options(p, list(DATA), defaults, "images")
     g = p.add_argument_group("what to attribute")
     g.add_argument("--units", type=csv_list, default=[], metavar="LAYER:UNIT,...",
                    help="units, e.g. layer3.2:417 (top images of the first of --sets)")

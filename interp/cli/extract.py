@@ -13,8 +13,8 @@ from interp.cli.options import (
     given,
 )
 
-OWN = ("sets", "samples_per_combo", "natural_dir", "limit", "batch_size", "dtype", "workers",
-       "compile", "chunk_images")
+OWN = ("sets", "samples_per_combo", "natural_dir", "limit", "stimulus_seed", "batch_size", "dtype",
+       "workers", "compile", "chunk_images")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

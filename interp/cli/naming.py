@@ -21,9 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Zero-shot colour naming (paper experiments 1-5): tables and "
                        "confusion matrices under RUN/naming/. The model is the run's own "
                        "(RUN/run.json), else --model (default RN50/openai).")
-    defaults = defaults_of("naming")
-    defaults.update(model="the run's, else RN50", pretrained="the run's, else openai",
-                    seed="the run's, else 0", layers="the run's")
+    defaults = defaults_of("naming", model="the run's, else RN50",
+                           pretrained="the run's, else openai", seed="the run's, else 0")
     add_common(p, uses=(*MODEL_OPTIONS, "device"), defaults=defaults)
     add_options(p, list(OWN), defaults, "naming")
     p.set_defaults(func=main)

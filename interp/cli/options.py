@@ -2,17 +2,34 @@
 
 Options default to None ("not given"): the step then uses its own default, which the help text
 quotes from the step's signature (`interp.api.step_defaults`), so no default is written twice.
+Those quotes are worked out only when help is printed (`Lazy`): reading a signature imports the
+step (torch, matplotlib), which a command that only parses its options should not pay for.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from interp.errors import UsageError
-from interp.inputs import DTYPES
 from stimuli import SET_NAMES
+
+#: option -> how help texts say its default, worked out when help is printed
+Defaults = Callable[[], dict[str, str]]
+
+
+class Lazy:
+    """Help text computed when argparse prints it (argparse formats `%(name)s` from the
+    action's attributes with str())."""
+
+    def __init__(self, text: Callable[[], str]) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text()
 
 
 def csv_list(text: str) -> list[str]:
@@ -25,6 +42,21 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
+
+
+def dtype_name(text: str) -> str:
+    """One of the forward pass's dtypes (`interp.inputs.DTYPES`), checked when given."""
+    from interp.inputs import DTYPES
+
+    if text not in DTYPES:
+        raise argparse.ArgumentTypeError(f"choose among {', '.join(DTYPES)}, got {text}")
+    return text
+
+
+def _dtype_names() -> str:
+    from interp.inputs import DTYPES
+
+    return ", ".join(DTYPES)
 
 
 def fraction(text: str) -> float:
@@ -53,9 +85,14 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
                                       "help": "folder of photos for the natural set"}),
     "limit": ("--limit", {"type": positive_int, "metavar": "N",
                           "help": "only the first N images of each set (quick runs)"}),
+    "image_size": ("--image-size", {"type": positive_int, "metavar": "PX",
+                                    "help": "side of the square images (the model's input size)"}),
+    "stimulus_seed": ("--stimulus-seed", {"type": int, "metavar": "N",
+                                          "help": "seed of the per-image variation"}),
     "batch_size": ("--batch-size", {"type": positive_int, "metavar": "N", "help": "images per "
                                     "forward pass"}),
-    "dtype": ("--dtype", {"choices": tuple(DTYPES), "help": "autocast dtype of the forward pass"}),
+    "dtype": ("--dtype", {"type": dtype_name, "metavar": "DTYPE",
+                          "help": "autocast dtype of the forward pass, one of %(dtype_names)s"}),
     "workers": ("--workers", {"type": int, "metavar": "N", "help": "stimulus-rendering "
                               "processes"}),
     "compile": ("--compile", {"action": "store_true", "help": "torch.compile the hooked model "
@@ -110,27 +147,46 @@ def show(value: Any, dest: str = "", from_run: bool = True) -> str:
     return str(value)
 
 
-def add_options(p: argparse.ArgumentParser, dests: list[str], defaults: dict[str, str],
+def _add(g, dest: str, suffix: Callable[[], str] | None = None) -> None:
+    """One option of OPTIONS, defaulting to None; `suffix` is appended to its help when shown."""
+    flag, kwargs = OPTIONS[dest]
+    kwargs = dict(kwargs)
+    if suffix is not None:
+        kwargs["help"] += "%(default_text)s"
+    action = g.add_argument(flag, dest=dest, default=None, **kwargs)
+    if suffix is not None:
+        action.default_text = Lazy(suffix)
+    if dest == "dtype":
+        action.dtype_names = Lazy(_dtype_names)
+
+
+def _quoted(defaults: Defaults, dest: str) -> Callable[[], str]:
+    return lambda: f" (default: {defaults()[dest]})" if dest in defaults() else ""
+
+
+def add_options(p: argparse.ArgumentParser, dests: list[str], defaults: Defaults,
                 title: str | None = None) -> None:
     """Add the options `dests` to `p`, each defaulting to None, its help quoting `defaults`."""
     g = p.add_argument_group(title) if title else p
     for dest in dests:
-        flag, kwargs = OPTIONS[dest]
-        kwargs = dict(kwargs)
-        if dest in defaults and "default:" not in kwargs["help"]:
-            kwargs["help"] += f" (default: {defaults[dest]})"
-        g.add_argument(flag, dest=dest, default=None, **kwargs)
+        _add(g, dest, _quoted(defaults, dest))
 
 
-def defaults_of(step: str) -> dict[str, str]:
-    """The step's defaults as help texts show them."""
-    from interp.api import step_defaults
+def defaults_of(step: str, **overrides: str) -> Defaults:
+    """The step's defaults as help texts show them (`overrides` say some otherwise)."""
 
-    return {k: show(v, k, step != "extract") for k, v in step_defaults(step).items()}
+    @functools.cache
+    def defaults() -> dict[str, str]:
+        from interp.api import step_defaults
+
+        shown = {k: show(v, k, step != "extract") for k, v in step_defaults(step).items()}
+        return {**shown, **overrides}
+
+    return defaults
 
 
 def add_common(p: argparse.ArgumentParser, *, uses: tuple[str, ...] = (), run_dir: bool = True,
-               model_from_run: bool = True, defaults: dict[str, str] | None = None) -> None:
+               model_from_run: bool = True, defaults: Defaults | None = None) -> None:
     """The options every subcommand accepts: --run-dir, the model, --device, --verbose,
     --no-progress. Those in neither `uses` nor the model say they are ignored here."""
     if run_dir:
@@ -139,15 +195,14 @@ def add_common(p: argparse.ArgumentParser, *, uses: tuple[str, ...] = (), run_di
     g = p.add_argument_group("model" if "model" in uses else
                              "model (taken from RUN/run.json; a different one is refused)")
     for dest in (*MODEL_OPTIONS, "device"):
-        flag, kwargs = OPTIONS[dest]
-        kwargs = dict(kwargs)
-        if dest in uses and defaults and dest in defaults:
-            kwargs["help"] += f" (default: {defaults[dest]})"
+        if dest in uses and defaults:
+            _add(g, dest, _quoted(defaults, dest))
         elif dest == "device" and "device" not in uses:
-            kwargs["help"] += " (ignored by this command)"
+            _add(g, dest, lambda: " (ignored by this command)")
         elif dest != "device" and model_from_run and "model" not in uses:
-            kwargs["help"] += " (default: the run's)"
-        g.add_argument(flag, dest=dest, default=None, **kwargs)
+            _add(g, dest, lambda: " (default: the run's)")
+        else:
+            _add(g, dest)
     add_logging(p)
 
 

@@ -7,15 +7,17 @@ work it finished before, so rerunning `run` resumes.
 from __future__ import annotations
 
 import argparse
+import functools
 
 from interp.cli.options import MODEL_OPTIONS, OPTIONS, add_common, add_options, csv_list, given
 
 #: options of `run` beyond the common ones, in help order
-OWN = ("sets", "samples_per_combo", "natural_dir", "limit", "batch_size", "dtype", "workers",
-       "compile", "chunk_images", "top_n", "n_permutations", "csi_gray", "min_n_eff_fraction",
-       "nf_max_side", "experiments", "cards_per_type", "thumb")
+OWN = ("sets", "samples_per_combo", "natural_dir", "limit", "stimulus_seed", "batch_size", "dtype",
+       "workers", "compile", "chunk_images", "top_n", "n_permutations", "csi_gray",
+       "min_n_eff_fraction", "nf_max_side", "experiments", "cards_per_type", "thumb")
 
 
+@functools.cache
 def defaults_by_step() -> dict[str, str]:
     """Per option, its default in each step that takes it: `64 (extract), 32 (analyze)`."""
     from interp.api import STEPS, step_defaults
@@ -39,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "-> naming -> atlas, each with the options it takes among those given. "
                        "Rerun the same command to resume; finished work is skipped. Prints "
                        "where the atlas is.")
-    defaults = defaults_by_step()
+    defaults = defaults_by_step  # worked out when help is printed
     add_common(p, uses=(*MODEL_OPTIONS, "device"), model_from_run=False, defaults=defaults)
     add_options(p, list(OWN), defaults, "options of the steps")
     p.add_argument("--steps", type=csv_list, default=list(STEPS), metavar="A,B,...",

@@ -7,11 +7,24 @@ import json
 import logging
 from pathlib import Path
 
-from interp.cli.options import add_common, add_options, check_run_model, positive_int
+from interp.cli.options import add_common, add_options, check_run_model, given, positive_int, show
 from interp.errors import UsageError
 from stimuli import SET_NAMES, get_set
 
 log = logging.getLogger(__name__)
+
+
+#: option -> get_set's keyword argument
+SET_OPTIONS = {"samples_per_combo": "samples_per_combo", "image_size": "image_size",
+               "stimulus_seed": "seed", "limit": "limit", "natural_dir": "natural_dir"}
+
+
+def set_defaults() -> dict[str, str]:
+    """get_set's defaults, as help texts show them."""
+    from interp.api import keyword_defaults
+
+    found = keyword_defaults(get_set)
+    return {option: show(found[arg], option) for option, arg in SET_OPTIONS.items()}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,16 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--count", type=positive_int, default=24, metavar="N",
                    help="tiles in the preview grid (default 24)")
     p.add_argument("--export", type=Path, metavar="DIR", help="write PNGs and labels.csv")
-    p.add_argument("--stimulus-seed", type=int, default=0, metavar="N",
-                   help="seed of the per-image variation (default 0)")
-    p.add_argument("--image-size", type=positive_int, default=224, metavar="PX",
-                   help="side of the square images (the model's input size, default 224)")
     p.add_argument("--run-dir", type=Path, default=None, metavar="RUN",
                    help="use the set as this run extracted it (its spec in RUN/run.json)")
     add_common(p, run_dir=False)
-    add_options(p, ["samples_per_combo", "natural_dir", "limit"],
-                {"samples_per_combo": "500", "natural_dir": "bundled crops", "limit": "all"},
-                "stimuli")
+    add_options(p, list(SET_OPTIONS), set_defaults, "stimuli")
     p.set_defaults(func=main)
 
 
@@ -47,9 +54,8 @@ def main(args: argparse.Namespace) -> int:
         check_run_model(args.run_dir, args)
         s = load_set(args.run_dir, args.name)
     else:
-        s = get_set(args.name, samples_per_combo=args.samples_per_combo or 500,
-                    image_size=args.image_size, seed=args.stimulus_seed, limit=args.limit,
-                    natural_dir=args.natural_dir)
+        options = given(args, SET_OPTIONS)
+        s = get_set(args.name, **{SET_OPTIONS[k]: v for k, v in options.items()})
     if args.preview:
         preview(s, args.preview, args.count)
         log.info("wrote a %d-tile preview of %s to %s", min(args.count, len(s)), s.name,
