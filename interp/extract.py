@@ -109,18 +109,14 @@ def my_chunks(pending: np.ndarray, d: distributed.Dist) -> list[int]:
 
 def versions() -> dict:
     """Versions of everything that can change the numbers."""
-    from importlib import metadata
-
     import open_clip
     import zarr
 
-    try:
-        ours = metadata.version("chromadissect")
-    except metadata.PackageNotFoundError:
-        ours = "unknown"
-    return {"chromadissect": ours, "torch": torch.__version__, "open_clip": open_clip.__version__,
-            "zarr": zarr.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+    from interp import version
+
+    return {"chromadissect": version(), "torch": torch.__version__,
+            "open_clip": open_clip.__version__, "zarr": zarr.__version__,
+            "numpy": np.__version__, "python": platform.python_version()}
 
 
 def model_kwargs(settings: dict) -> dict:

@@ -51,22 +51,12 @@ def reduce_map(x: torch.Tensor) -> Reduction:
     return Reduction(values.view(n, c), index.view(n, c), total / (h * w), (h, w))
 
 
-def flat_to_yx(index: torch.Tensor, width: int, dtype: torch.dtype) -> torch.Tensor:
-    """Flat spatial index (N, C) -> (N, C, 2) (y, x) in `dtype`."""
-    return torch.stack((index // width, index % width), dim=-1).to(dtype)
-
-
 @dataclass
 class Recorder:
     """Holds what the hooks saw in the last forward pass: reductions and optional full maps."""
 
     reductions: dict[str, Reduction] = field(default_factory=dict)
     maps: dict[str, torch.Tensor] = field(default_factory=dict)  # "block:unit" -> (N, H, W)
-
-    def clear(self) -> None:
-        self.reductions.clear()
-        self.maps.clear()
-
 
 class _Stop(Exception):
     """Ends a forward pass once every module of a `trace` with `stop=True` has run."""

@@ -10,8 +10,13 @@ from torch import nn
 
 from interp.errors import UsageError
 from interp.extract import reduce_batch, unit_maps
-from interp.hooks import flat_to_yx, reduce_map, reduction_hooks, trace
+from interp.hooks import reduce_map, reduction_hooks, trace
 from interp.inputs import to_input
+
+
+def flat_to_yx(index: torch.Tensor, width: int, dtype: torch.dtype) -> torch.Tensor:
+    """Flat spatial index (N, C) -> (N, C, 2) (y, x) in `dtype`, written out for the tests."""
+    return torch.stack((index // width, index % width), dim=-1).to(dtype)
 
 
 def full_maps(loaded, x: torch.Tensor) -> dict[str, np.ndarray]:

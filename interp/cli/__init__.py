@@ -14,6 +14,7 @@ import importlib
 import logging
 import sys
 
+from interp import version
 from interp.errors import ChromaError, UsageError
 
 #: subcommand -> module that registers it, in the order `--help` lists them.
@@ -26,15 +27,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # noqa: D102
         raise UsageError(f"{message} (see `{self.prog} --help`)")
-
-
-def version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("chromadissect")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _chosen_modules(argv: list[str]) -> list[str]:
