@@ -21,8 +21,9 @@ from interp import distributed, progress, store
 from interp.errors import UsageError
 from interp.hooks import Recorder, gather, reduction_hooks, split_blocks
 from interp.inputs import Images, autocast, batch_to_input, default_workers, prepare, to_input
+from interp.models import unit_counts
 from interp.rundir import MODEL_KEYS, RunDir
-from interp.units import parse_unit_id
+from interp.units import model_unit
 from interp.writer import BlockArrays, ChunkAssembler, ChunkWriter
 from stimuli import SET_NAMES
 
@@ -64,11 +65,9 @@ def unit_maps(loaded, images_uint8, units: Sequence[str], dtype: str = "float32"
               ) -> dict[str, np.ndarray]:
     """Full activation maps (N, H, W) float32 of a few units named `block:unit`."""
     keep: dict[str, list[int]] = {}
+    counts = unit_counts(loaded)
     for uid in units:
-        block, unit = parse_unit_id(uid)
-        if block not in loaded.blocks:
-            raise UsageError(f"unit {uid!r}: unknown block {block!r}; blocks: "
-                             f"{', '.join(loaded.blocks)}")
+        block, unit = model_unit(uid, counts)
         keep.setdefault(block, []).append(unit)
     device = loaded.device
     x = to_input(images_uint8, loaded)

@@ -30,3 +30,10 @@ def test_refuses_anything_else_with_the_expected_form(text):
 def test_unit_maps_refuses_bad_unit_ids(tiny_loaded, unit, message):
     with pytest.raises(UsageError, match=message):
         unit_maps(tiny_loaded, np.zeros((1, 64, 64, 3), np.uint8), [unit])
+
+
+def test_unit_maps_refuses_a_unit_beyond_the_block(tiny_loaded):
+    block = next(iter(tiny_loaded.blocks))
+    n = tiny_loaded.map_shapes[block][0]
+    with pytest.raises(UsageError, match=f"{block} has {n} units"):
+        unit_maps(tiny_loaded, np.zeros((1, 64, 64, 3), np.uint8), [f"{block}:{n}"])

@@ -14,12 +14,12 @@ from interp.attribution.maps import (
     unit_attributions,
     without_inplace,
 )
-from interp.errors import ChromaError, UsageError
+from interp.errors import ChromaError
 from interp.inputs import baseline, render_inputs
-from interp.models import LoadedModel
+from interp.models import LoadedModel, unit_counts
 from interp.progress import bar
 from interp.rundir import RunDir
-from interp.units import parse_unit_id
+from interp.units import model_unit
 
 log = logging.getLogger(__name__)
 #: Most inputs per integrated-gradients forward/backward: bounds memory (RN50 at 224 px: ~2 GB).
@@ -38,17 +38,6 @@ class Method:
     @property
     def ig_batch(self) -> int:
         return min(self.batch_size, IG_MAX_BATCH)
-
-
-def parse_unit(text: str, loaded: LoadedModel) -> tuple[str, int]:
-    """`layer3.2:417` -> ("layer3.2", 417), checked against the model's blocks."""
-    block, unit = parse_unit_id(text)
-    if block not in loaded.map_shapes:
-        raise UsageError(f"--units {text}: unknown block {block!r}; blocks: "
-                         f"{', '.join(loaded.map_shapes)}")
-    if unit >= loaded.map_shapes[block][0]:
-        raise UsageError(f"--units {text}: {block} has {loaded.map_shapes[block][0]} units")
-    return block, unit
 
 
 def top_images(run: RunDir, set_name: str, block: str, unit: int, k: int) -> list[int]:
@@ -82,7 +71,7 @@ def attribute_units(run: RunDir, stim, units: list[str], loaded: LoadedModel, ho
     visual = without_inplace(loaded.visual)
     entries: dict[str, list[dict]] = {}
     for text in bar(units, desc="unit attributions", unit="unit"):
-        block, unit = parse_unit(text, loaded)
+        block, unit = model_unit(text, unit_counts(loaded))
         index = images or top_images(run, stim.name, block, unit, top_k)
         field, _how = block_field(visual, block, loaded.image_size, loaded.map_shapes[block][1:])
         folder = out / "units" / f"{block}_{unit}"
