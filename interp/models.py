@@ -189,21 +189,22 @@ def _record_shapes(visual: nn.Module, blocks: dict[str, nn.Module], image_size: 
     return shapes
 
 
-def load_factory(spec: str) -> nn.Module:
-    """Import `package.module:factory` and call it with no arguments."""
+def load_factory(spec: str, flag: str = "--model") -> nn.Module:
+    """Import `package.module:factory` and call it with no arguments (`flag` names the option
+    in errors)."""
     module_name, _, attr = spec.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as err:
-        raise UsageError(f"--model {spec}: cannot import {attr!r} from {module_name!r} ({err}); "
+        raise UsageError(f"{flag} {spec}: cannot import {attr!r} from {module_name!r} ({err}); "
                          "use package.module:factory") from None
     try:
         module = factory()
     except Exception as err:  # noqa: BLE001 - the user's code may raise anything
-        raise ChromaError(f"--model {spec}: the factory raised {type(err).__name__}: {err}; "
+        raise ChromaError(f"{flag} {spec}: the factory raised {type(err).__name__}: {err}; "
                           "it must build the module when called with no arguments") from err
     if not isinstance(module, nn.Module):
-        raise UsageError(f"--model {spec}: the factory returned {type(module).__name__}, "
+        raise UsageError(f"{flag} {spec}: the factory returned {type(module).__name__}, "
                          "not a torch nn.Module")
     return module
 
@@ -260,7 +261,7 @@ def _wrap(net: nn.Module, model: str, pretrained: str, seed: int, layers: list[s
     if clip is not None:
         import open_clip
         tokenizer = open_clip.SimpleTokenizer(context_length=getattr(clip, "context_length", 77))
-    image_size, mean, std = _preprocessing(net, visual)
+    image_size, mean, std = preprocessing(net, visual)
     found = find_blocks(visual)
     blocks = select_layers(visual, layers, found, model)
     loaded = LoadedModel(model=model, pretrained=pretrained, seed=seed, visual=visual,
@@ -270,7 +271,7 @@ def _wrap(net: nn.Module, model: str, pretrained: str, seed: int, layers: list[s
     return loaded
 
 
-def _preprocessing(net: nn.Module, visual: nn.Module) -> tuple[int, tuple, tuple]:
+def preprocessing(net: nn.Module, visual: nn.Module) -> tuple[int, tuple, tuple]:
     """Input size, mean and std: the module's own attributes, open_clip's preprocess cfg of the
     visual tower, or CLIP's defaults (224 px, CLIP mean/std)."""
     cfg = getattr(visual, "preprocess_cfg", None) or {}

@@ -112,6 +112,21 @@ class RunDir:
         return self.attributions / "index.json"
 
     @property
+    def probe_embeddings(self) -> Path:
+        """Cache of the probes' image and caption embeddings (CLIP and the reference)."""
+        return self.path / "probes" / "embeddings.zarr"
+
+    @property
+    def daf(self) -> Path:
+        """The DAF probe's tables, failure cases, figure and report."""
+        return self.path / "daf"
+
+    @property
+    def tcac(self) -> Path:
+        """The TCAC probe's tables, per-transform cases, figure and report."""
+        return self.path / "tcac"
+
+    @property
     def atlas(self) -> Path:
         """The static HTML atlas."""
         return self.path / "atlas"
