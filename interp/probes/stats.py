@@ -14,17 +14,28 @@ def sign_flip_p(x: np.ndarray, n_permutations: int, rng: np.random.Generator) ->
     (paired effects are symmetric about 0 under the null): (1 + #|flipped mean| >= |mean|) /
     (1 + draws); NaN with no data."""
     x = np.asarray(x, dtype=np.float64)
-    if x.size == 0:
-        return float("nan")
-    observed = abs(x.mean())
-    hits, done = 0, 0
-    while done < n_permutations:
+    return float(sign_flip_p_columns(x.reshape(-1, 1), n_permutations, rng)[0])
+
+
+def sign_flip_p_columns(x: np.ndarray, n_permutations: int, rng: np.random.Generator
+                        ) -> np.ndarray:
+    """`sign_flip_p` of every column of x (queries x tests) at once, NaN entries left out of
+    their column; the same sign draws serve every column (each column's test stays exact)."""
+    x = np.asarray(x, dtype=np.float64)
+    present = np.isfinite(x)
+    counts = present.sum(axis=0)
+    values = np.where(present, x, 0.0)
+    observed = np.abs(values.sum(axis=0)) / np.maximum(counts, 1)
+    tolerance = 1e-12 * np.maximum(1.0, observed)
+    hits = np.zeros(x.shape[1], dtype=np.int64)
+    for done in range(0, n_permutations, _BLOCK):
         m = min(_BLOCK, n_permutations - done)
-        signs = rng.integers(0, 2, size=(m, x.size), dtype=np.int8) * 2 - 1
-        flipped = np.abs(signs @ x) / x.size
-        hits += int(np.count_nonzero(flipped >= observed - 1e-12 * max(1.0, observed)))
-        done += m
-    return (1 + hits) / (1 + n_permutations)
+        signs = (rng.integers(0, 2, size=(m, x.shape[0]), dtype=np.int8) * 2 - 1).astype(
+            np.float64)
+        flipped = np.abs(signs @ values) / np.maximum(counts, 1)
+        hits += np.count_nonzero(flipped >= observed - tolerance, axis=0)
+    p = (1 + hits) / (1 + n_permutations)
+    return np.where(counts > 0, p, np.nan)
 
 
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
