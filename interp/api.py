@@ -28,7 +28,7 @@ from interp.rundir import MODEL_KEYS, RunDir
 log = logging.getLogger(__name__)
 
 #: The steps of the main job, in order.
-STEPS = ("extract", "analyze", "naming", "atlas")
+STEPS = ("extract", "analyze", "naming", "daf", "atlas")
 
 
 def keyword_defaults(fn: Callable, skip: Sequence[str] = ()) -> dict[str, Any]:
@@ -52,6 +52,9 @@ def step_defaults(step: str) -> dict[str, Any]:
     if step == "naming":
         from interp.naming import naming
         return {**dict.fromkeys(MODEL_KEYS), **keyword_defaults(naming, ("run_dir", "model"))}
+    if step == "daf":
+        from interp.probes.daf import daf
+        return {**dict.fromkeys(MODEL_KEYS), **keyword_defaults(daf, ("run_dir", "model"))}
     if step == "atlas":
         from viz.atlas import build_atlas
         return keyword_defaults(build_atlas, ("run",))
@@ -79,8 +82,8 @@ def _check_options(step: str, options: dict) -> None:
 
 
 class Run:
-    """One run directory: its steps (extract, analyze, naming, atlas, attribute, run) and its
-    results (units, activations, unit, card, naming_table, info)."""
+    """One run directory: its steps (extract, analyze, naming, daf, atlas, attribute, run) and
+    its results (units, activations, unit, card, naming_table, daf_types, daf_failures, info)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -119,6 +122,15 @@ class Run:
         _check_options("naming", options)
         model, rest = _split_model(options)
         return naming(self.path, model=model, **rest)
+
+    def daf(self, **options) -> Path:
+        """CLIP vs a reference encoder on a captioned corpus -> RUN/daf/; options:
+        `step_defaults("daf")` (images, captions, reference, reference_weights, k, ...)."""
+        from interp.probes.daf import daf
+
+        _check_options("daf", options)
+        model, rest = _split_model(options)
+        return daf(self.path, model=model, **rest)
 
     def atlas(self, **options) -> Path:
         """Figures and the static HTML atlas; returns RUN/atlas/index.html."""
@@ -235,6 +247,27 @@ class Run:
         if not path.exists():
             raise ChromaError(f"{path} not found; run the naming step (experiment {experiment})")
         return pd.read_csv(path)
+
+
+    def daf_types(self):
+        """RUN/daf/failure_types.csv as a DataFrame: per category, effect, CI, p, q."""
+        import pandas as pd
+
+        return pd.read_csv(self._result(self.dir.daf / "failure_types.csv", "daf"))
+
+    def daf_failures(self) -> list[dict]:
+        """RUN/daf/failures.jsonl: each failure query with its CLIP-only and reference-only
+        neighbours (captions, cosines, ranks in the other space)."""
+        import json
+
+        path = self._result(self.dir.daf / "failures.jsonl", "daf")
+        return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+    def _result(self, path: Path, step: str) -> Path:
+        if not path.exists():
+            raise ChromaError(f"{path} not found; run the {step} step first "
+                              f"(`chromadissect {step} --run-dir {self.path}`)")
+        return path
 
 
 def unit_record(data) -> dict:

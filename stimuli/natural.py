@@ -124,7 +124,7 @@ _INDEX_CACHE: dict[tuple, tuple[list[str], list[tuple[int, int]], list[dict]]] =
 def _index(folder: Path, paths: list[Path], nbytes: list[int]):
     good, sizes, skipped = [], [], []
     for path, size in tqdm(list(zip(paths, nbytes, strict=True)), desc=f"indexing {folder}",
-                           unit="file", leave=False):
+                           unit="file", leave=False, disable=None):
         rel = path.relative_to(folder).as_posix()
         if path.suffix.lower() not in EXTENSIONS:
             skipped.append({"path": rel, "reason": "not an image extension"})

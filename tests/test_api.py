@@ -53,13 +53,17 @@ def _arrays(path: Path) -> dict[str, np.ndarray]:
 
 
 def _tables(run: Path) -> dict[str, str]:
-    files = [run / "neurons.csv", *sorted((run / "naming").glob("*.csv"))]
+    files = [run / "neurons.csv", *sorted((run / "naming").glob("*.csv")),
+             *sorted((run / "daf").glob("*.csv")), run / "daf" / "failures.jsonl"]
     return {p.name: p.read_text() for p in files}
 
 
 ARGV = ["--model", TINY["model"], "--pretrained", "none", "--samples-per-combo", "1",
         "--limit", "12", "--batch-size", "12", "--top-n", "4", "--permutations", "200",
-        "--cards-per-type", "0"]
+        "--cards-per-type", "0", "--corpus-size", "24", "--k", "4", "--blind-rank", "8",
+        "--reference", "tests.planted_probes:rgb_pixels"]
+DAF = {"corpus_size": 24, "k": 4, "blind_rank": 8, "n_permutations": 200,
+       "reference": "tests.planted_probes:rgb_pixels"}
 
 
 @pytest.mark.slow
@@ -72,8 +76,10 @@ def test_run_command_and_the_steps_from_python_give_identical_results(tmp_path, 
     by_steps.extract(**TINY, **SMALL)
     by_steps.analyze(top_n=4, n_permutations=200, batch_size=12)
     by_steps.naming(samples_per_combo=1, limit=12, batch_size=12)
+    by_steps.daf(**DAF, batch_size=12)
     by_steps.atlas(cards_per_type=0)
-    for store in ("activations.zarr", "analysis.zarr", "naming/embeddings.zarr"):
+    for store in ("activations.zarr", "analysis.zarr", "naming/embeddings.zarr",
+                  "probes/embeddings.zarr"):
         a, b = _arrays(tmp_path / "steps" / store), _arrays(run / store)
         assert a.keys() == b.keys(), store
         for name in a:

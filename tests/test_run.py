@@ -37,6 +37,7 @@ def test_each_step_gets_every_given_option_it_takes_and_nothing_else(monkeypatch
     assert got["analyze"] == {"top_n": 5, "batch_size": 64, "n_permutations": 50,
                               "min_n_eff_fraction": 0.1}
     assert got["naming"] == {**model, "limit": 7, "batch_size": 64, "dtype": "bfloat16"}
+    assert got["daf"] == {**model, "batch_size": 64, "dtype": "bfloat16", "n_permutations": 50}
     assert got["atlas"] == {"cards_per_type": 2}
     assert forwarded(monkeypatch, []) == {step: {} for step in STEPS}
 
@@ -47,6 +48,7 @@ def test_lists_reach_the_steps_as_lists(monkeypatch):
     assert got["extract"] == {"layers": ["layer1.0", "layer4.0"], "sets": ["stroop", "natural"]}
     assert got["analyze"] == {"sets": ["stroop", "natural"]}
     assert got["naming"] == {"layers": ["layer1.0", "layer4.0"], "experiments": ["4", "5"]}
+    assert got["daf"] == {"layers": ["layer1.0", "layer4.0"]}
 
 
 def test_every_option_of_a_step_is_an_option_of_run():
@@ -61,7 +63,8 @@ def test_every_option_of_a_step_is_an_option_of_run():
 
 def test_unknown_step_or_option_is_one_line_usage_error(tmp_path, capsys):
     assert main(["run", "--run-dir", str(tmp_path), "--steps", "extract,plot"]) == 2
-    assert "unknown step 'plot'; steps are extract,analyze,naming,atlas" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown step 'plot'; steps are extract,analyze,naming,daf,atlas" in err
     with pytest.raises(UsageError, match="top_k are taken by none of the steps extract"):
         Run(tmp_path).run(["extract"], top_k=5)
 

@@ -103,7 +103,8 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "top_n": ("--top-n", {"type": positive_int, "metavar": "N",
                           "help": "images per unit for top-N statistics"}),
     "n_permutations": ("--permutations", {"type": positive_int, "metavar": "N",
-                                          "help": "label shuffles of the selectivity test"}),
+                                          "help": "draws of the permutation tests (label "
+                                          "shuffles in analyze, sign flips in daf)"}),
     "csi_gray": ("--csi-gray", {"choices": ("luminance", "opponent"),
                                 "help": "grayscale of the CSI re-run: BT.601 luminance of the "
                                 "whole image, or opponent-space PCA of the receptive field"}),
@@ -123,6 +124,47 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
                                             "card later)"}),
     "thumb": ("--thumb", {"type": positive_int, "metavar": "PX",
                           "help": "neuron-feature thumbnail size in the block pages"}),
+    # the model-level probes (daf, tcac)
+    "images": ("--images", {"type": Path, "metavar": "DIR",
+                            "help": "folder of captioned photos (with --captions)"}),
+    "captions": ("--captions", {"type": Path, "metavar": "FILE",
+                                "help": "caption file of --images: Flickr8k tokens, CSV "
+                                "(image,caption), COCO captions JSON or JSON lines"}),
+    "caption_format": ("--caption-format", {"choices": ("auto", "flickr8k", "csv", "coco",
+                                                        "jsonl"),
+                                            "help": "format of --captions"}),
+    "caption": ("--caption", {"choices": ("longest", "first"),
+                              "help": "caption standing for an image (the paper: longest)"}),
+    "corpus_size": ("--corpus-size", {"type": positive_int, "metavar": "N",
+                                      "help": "images of the offline corpus (half shapes, half "
+                                      "Stroop), or the first N of --images"}),
+    "reference": ("--reference", {"metavar": "NAME",
+                                  "help": "reference image encoder: dinov2-vits14/b14/l14/g14, "
+                                  "a timm model name, or package.module:factory"}),
+    "reference_weights": ("--reference-weights", {"metavar": "PATH|TAG|none",
+                                                  "help": "weights of the reference: a timm "
+                                                  "tag, a checkpoint, or none (random init)"}),
+    "k": ("--k", {"type": positive_int, "metavar": "K", "help": "neighbours per query"}),
+    "max_overlap": ("--max-overlap", {"type": int, "metavar": "M",
+                                      "help": "a query is a failure when its two top-k sets "
+                                      "share at most M images"}),
+    "blind_rank": ("--blind-rank", {"type": positive_int, "metavar": "R",
+                                    "help": "a CLIP neighbour is CLIP-blind when the reference "
+                                    "ranks it beyond R"}),
+    "alpha": ("--alpha", {"type": float, "metavar": "Q", "help": "false discovery rate of the "
+                          "failure types (Benjamini-Hochberg q)"}),
+    "lexicon": ("--lexicon", {"type": Path, "metavar": "FILE",
+                              "help": "JSON of extra or replacement categories "
+                              '({"category": ["word", ...]})'}),
+    "min_word_count": ("--min-word-count", {"type": positive_int, "metavar": "N",
+                                            "help": "words of fewer failure captions are not "
+                                            "tested (exploratory word table)"}),
+    "n_boot": ("--bootstrap", {"type": positive_int, "metavar": "N",
+                               "help": "bootstrap resamples of each confidence interval"}),
+    "stats_seed": ("--stats-seed", {"type": int, "metavar": "N",
+                                    "help": "seed of the permutation tests and bootstraps"}),
+    "show": ("--show", {"type": int, "metavar": "N",
+                        "help": "failure cases with thumbnails for the atlas"}),
 }
 MODEL_OPTIONS = ("model", "pretrained", "seed", "layers")
 
@@ -130,7 +172,10 @@ MODEL_OPTIONS = ("model", "pretrained", "seed", "layers")
 #: how help texts say a default of None, per option
 NONE_MEANS = {"layers": "every bottleneck block", "limit": "all images", "natural_dir":
               "the bundled crops", "workers": "0 on CPU, cores - 1 on GPU", "chunk_images":
-              "about 256 images", "sets": "every set the step needs"}
+              "about 256 images", "sets": "every set the step needs",
+              "images": "the offline corpus", "captions": "none", "corpus_size":
+              "1000 offline, all of --images", "reference_weights":
+              "timm's, or none when the CLIP model is untrained", "lexicon": "the shipped one"}
 
 
 def show(value: Any, dest: str = "", from_run: bool = True) -> str:

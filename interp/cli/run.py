@@ -1,4 +1,5 @@
-"""`chromadissect run`: the main job, extract -> analyze -> naming -> atlas into one run directory.
+"""`chromadissect run`: the main job, extract -> analyze -> naming -> daf -> atlas into one run
+directory.
 
 Every option given reaches every step that takes it (`interp.api.Run.run`); each step skips the
 work it finished before, so rerunning `run` resumes.
@@ -9,12 +10,15 @@ from __future__ import annotations
 import argparse
 import functools
 
+from interp.cli import daf
 from interp.cli.options import MODEL_OPTIONS, OPTIONS, add_common, add_options, csv_list, given
 
 #: options of `run` beyond the common ones, in help order
-OWN = ("sets", "samples_per_combo", "natural_dir", "limit", "stimulus_seed", "batch_size", "dtype",
-       "workers", "compile", "chunk_images", "top_n", "n_permutations", "csi_gray",
-       "min_n_eff_fraction", "nf_max_side", "experiments", "cards_per_type", "thumb")
+OWN = tuple(dict.fromkeys((
+    "sets", "samples_per_combo", "natural_dir", "limit", "stimulus_seed", "batch_size", "dtype",
+    "workers", "compile", "chunk_images", "top_n", "n_permutations", "csi_gray",
+    "min_n_eff_fraction", "nf_max_side", "experiments", *daf.CORPUS, *daf.OWN,
+    "cards_per_type", "thumb")))
 
 
 @functools.cache
@@ -36,9 +40,10 @@ def defaults_by_step() -> dict[str, str]:
 def register(sub: argparse._SubParsersAction) -> None:
     from interp.api import STEPS
 
-    p = sub.add_parser("run", help="the main job: extract, analyze, naming, atlas (resumable)",
+    p = sub.add_parser("run", help="the main job: extract, analyze, naming, daf, atlas (resumable)",
                        description="Run every step into one run directory: extract -> analyze "
-                       "-> naming -> atlas, each with the options it takes among those given. "
+                       "-> naming -> daf -> atlas, each with the options it takes among those "
+                       "given. "
                        "Rerun the same command to resume; finished work is skipped. Prints "
                        "where the atlas is.")
     defaults = defaults_by_step  # worked out when help is printed
