@@ -118,7 +118,9 @@ class Site:
             note=rundata.natural_caveat(self.info, short=False), figures=figure_pngs,
             naming_tables=self.naming_tables(),
             naming_images=sorted(RunDir(self.run).naming.glob("*.png")),
-            naming_attributions=self.naming_attributions(), settings=settings_rows(self.info))
+            naming_attributions=self.naming_attributions(), settings=settings_rows(self.info),
+            probes=(self.out / "probes.html").exists(),
+            failure_types=self.info.get("daf", {}).get("results", {}).get("failure_types"))
 
     def naming_tables(self) -> list[dict]:
         """Each naming experiment's CSV: its path and rows (header first)."""
