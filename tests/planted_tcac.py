@@ -85,3 +85,30 @@ class ColourReader(nn.Module):
 
 def colour_reader() -> nn.Module:
     return ColourReader()
+
+
+class Flat(nn.Module):
+    """A CLIP-like module without `visual`: encode_image, encode_text and tokenizer on itself;
+    `inner.probe` is its hook point."""
+
+    image_size = 32
+    mean = (0.0, 0.0, 0.0)
+    std = (1.0, 1.0, 1.0)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = ColourVisual()
+        self.tokenizer = tokenize
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)
+
+    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        return ColourReader.encode_text(self, tokens)
+
+
+def flat_reader() -> nn.Module:
+    return Flat()

@@ -186,3 +186,24 @@ def test_too_many_neighbours_refused(tmp_path):
     with pytest.raises(UsageError, match="distinct captions"):
         T.tcac(tmp_path / "run", model=COLOUR, corpus_size=4, pool_neighbours=50)
     assert not (tmp_path / "run" / "tcac").exists()
+
+
+def test_worker_renders_the_same_pixels(base):
+    import torch
+
+    from interp.inputs import Images
+
+    moved = T.TransformedImages(base, "elastic", 3)
+    loader = torch.utils.data.DataLoader(Images(moved), batch_sampler=[[0, 5], [7, 2]],
+                                         num_workers=2)
+    for batch, index in loader:
+        for image, i in zip(batch, index.tolist(), strict=True):
+            assert np.array_equal(image.numpy(), moved.render(i))
+
+
+def test_factory_without_visual_uses_its_own_text_side(tmp_path):
+    model = {"model": "tests.planted_tcac:flat_reader", "pretrained": "none", "seed": 0,
+             "layers": ["inner.probe"]}
+    out = T.tcac(tmp_path / "run", model=model, corpus_size=40, transforms=["grayscale"],
+                 n_boot=100, n_permutations=100, workers=0)
+    assert float(by_transform(out)["grayscale"]["ci_low"]) > 0

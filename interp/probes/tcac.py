@@ -171,9 +171,10 @@ class TextTower:
 
 
 def text_tower(loaded: LoadedModel) -> TextTower:
-    """The model's text side (its own `tokenizer` attribute first), or a one-line refusal."""
-    owner = loaded.clip
-    if owner is None or not callable(getattr(owner, "encode_text", None)):
+    """The model's text side (its own `tokenizer` attribute first), or a one-line refusal; a
+    factory's module without `visual` may carry encode_text itself."""
+    owner = loaded.clip if loaded.clip is not None else loaded.visual
+    if not callable(getattr(owner, "encode_text", None)):
         raise ChromaError(f"--model {loaded.model} has no text tower (encode_text), which TCAC "
                           "needs to rank captions; use an open_clip CLIP model (e.g. --model "
                           "RN50) or a factory with encode_image, encode_text and tokenizer")

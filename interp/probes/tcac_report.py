@@ -106,11 +106,13 @@ def category_rows(study: Study) -> list[dict]:
     (images whose own captions have a word of the category), sign-flip p, BH q within the
     transform, bootstrap CI; the expected shifts flagged."""
     caps, own, cats = entry_matrix(study)
+    start = {cat: top_shares(study.original.order, study.k, caps, own, cols)
+             for cat, cols in cats.items()}
     rows = []
     for name, ranking in study.rankings.items():
         block = []
         for cat, cols in cats.items():
-            a0, p0 = top_shares(study.original.order, study.k, caps, own, cols)
+            a0, p0 = start[cat]
             a1, p1 = top_shares(ranking.order, study.k, caps, own, cols)
             has = own[:, cols].any(axis=1)
             x = (a1 - a0)[has]
