@@ -158,8 +158,11 @@ def _top(study: Study, ranking, i: int, k: int) -> list[dict]:
 # --- files --------------------------------------------------------------------------------
 
 def _fmt(value: object) -> object:
+    """Floats to 6 significant digits, rounding noise of shares (|x| < 1e-12) as 0, NaN empty."""
     if isinstance(value, (float, np.floating)):
-        return "" if math.isnan(value) else f"{float(value):.6g}"
+        if math.isnan(value):
+            return ""
+        return f"{0.0 if abs(value) < 1e-12 else float(value):.6g}"
     return value
 
 
