@@ -55,6 +55,9 @@ def step_defaults(step: str) -> dict[str, Any]:
     if step == "daf":
         from interp.probes.daf import daf
         return {**dict.fromkeys(MODEL_KEYS), **keyword_defaults(daf, ("run_dir", "model"))}
+    if step == "tcac":
+        from interp.probes.tcac import tcac
+        return {**dict.fromkeys(MODEL_KEYS), **keyword_defaults(tcac, ("run_dir", "model"))}
     if step == "atlas":
         from viz.atlas import build_atlas
         return keyword_defaults(build_atlas, ("run",))
@@ -82,8 +85,9 @@ def _check_options(step: str, options: dict) -> None:
 
 
 class Run:
-    """One run directory: its steps (extract, analyze, naming, daf, atlas, attribute, run) and
-    its results (units, activations, unit, card, naming_table, daf_types, daf_failures, info)."""
+    """One run directory: its steps (extract, analyze, naming, daf, atlas, attribute, tcac,
+    run) and its results (units, activations, unit, card, naming_table, daf_types,
+    daf_failures, tcac_summary, info)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -131,6 +135,15 @@ class Run:
         _check_options("daf", options)
         model, rest = _split_model(options)
         return daf(self.path, model=model, **rest)
+
+    def tcac(self, **options) -> Path:
+        """CLIP's caption ranks under image transforms -> RUN/tcac/; options:
+        `step_defaults("tcac")` (images, captions, transforms, pool_neighbours, top, ...)."""
+        from interp.probes.tcac import tcac
+
+        _check_options("tcac", options)
+        model, rest = _split_model(options)
+        return tcac(self.path, model=model, **rest)
 
     def atlas(self, **options) -> Path:
         """Figures and the static HTML atlas; returns RUN/atlas/index.html."""
@@ -262,6 +275,12 @@ class Run:
 
         path = self._result(self.dir.daf / "failures.jsonl", "daf")
         return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+    def tcac_summary(self):
+        """RUN/tcac/summary.csv as a DataFrame: per transform, mean delta with its CI."""
+        import pandas as pd
+
+        return pd.read_csv(self._result(self.dir.tcac / "summary.csv", "tcac"))
 
     def _result(self, path: Path, step: str) -> Path:
         if not path.exists():

@@ -207,3 +207,18 @@ def test_factory_without_visual_uses_its_own_text_side(tmp_path):
     out = T.tcac(tmp_path / "run", model=model, corpus_size=40, transforms=["grayscale"],
                  n_boot=100, n_permutations=100, workers=0)
     assert float(by_transform(out)["grayscale"]["ci_low"]) > 0
+
+
+def test_the_tcac_command_runs_the_step_and_the_reader_gives_its_summary(tmp_path, capsys):
+    from interp.api import Run
+    from interp.cli import main
+
+    run = tmp_path / "run"
+    assert main(["tcac", "--run-dir", str(run), "--model", "interp.models:tiny_clip",
+                 "--pretrained", "none", "--corpus-size", "24", "--transforms", "grayscale",
+                 "--pool-neighbours", "3", "--top", "3", "--permutations", "99",
+                 "--bootstrap", "99"]) == 0
+    assert capsys.readouterr().out.strip() == str(run / "tcac")
+    summary = Run(run).tcac_summary()
+    assert summary["transform"].tolist() == ["identity", "grayscale"]
+    assert main(["tcac", "--run-dir", str(run), "--transforms", "sepia"]) == 2

@@ -104,7 +104,7 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
                           "help": "images per unit for top-N statistics"}),
     "n_permutations": ("--permutations", {"type": positive_int, "metavar": "N",
                                           "help": "draws of the permutation tests (label "
-                                          "shuffles in analyze, sign flips in daf)"}),
+                                          "shuffles in analyze, sign flips in the probes)"}),
     "csi_gray": ("--csi-gray", {"choices": ("luminance", "opponent"),
                                 "help": "grayscale of the CSI re-run: BT.601 luminance of the "
                                 "whole image, or opponent-space PCA of the receptive field"}),
@@ -163,6 +163,15 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
                                "help": "bootstrap resamples of each confidence interval"}),
     "stats_seed": ("--stats-seed", {"type": int, "metavar": "N",
                                     "help": "seed of the permutation tests and bootstraps"}),
+    "transforms": ("--transforms", {"type": csv_list, "metavar": "A,B,...",
+                                    "help": "image transforms of tcac (identity, the control, "
+                                    "always runs): grayscale, rotation, affine, perspective, "
+                                    "hflip, inversion, elastic"}),
+    "pool_neighbours": ("--pool-neighbours", {"type": positive_int, "metavar": "N",
+                                              "help": "nearest captions added to an image's "
+                                              "pool per caption of its own"}),
+    "top": ("--top", {"type": positive_int, "metavar": "N",
+                      "help": "top captions compared before and after a transform"}),
     "show": ("--show", {"type": int, "metavar": "N",
                         "help": "failure cases with thumbnails for the atlas"}),
 }
@@ -175,7 +184,8 @@ NONE_MEANS = {"layers": "every bottleneck block", "limit": "all images", "natura
               "about 256 images", "sets": "every set the step needs",
               "images": "the offline corpus", "captions": "none", "corpus_size":
               "1000 offline, all of --images", "reference_weights":
-              "timm's, or none when the CLIP model is untrained", "lexicon": "the shipped one"}
+              "timm's, or none when the CLIP model is untrained", "lexicon": "the shipped one",
+              "transforms": "all"}
 
 
 def show(value: Any, dest: str = "", from_run: bool = True) -> str:
