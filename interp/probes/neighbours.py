@@ -90,12 +90,18 @@ class Comparison:
 
 
 def _ranks(sim: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rank (1 = nearest, ties to the lower index) and cosine in `sim` of the columns `index`."""
-    target = sim.gather(1, index)
+    """Rank (1 = nearest, ties to the lower index) and cosine in `sim` of the columns `index`:
+    one sort per row, then binary search; rows with tied values are counted exactly."""
+    target = sim.gather(1, index).contiguous()
+    ordered = sim.sort(dim=1).values
+    right = torch.searchsorted(ordered, target, right=True)
+    left = torch.searchsorted(ordered, target, right=False)
+    rank = sim.shape[1] - right + 1
     cols = torch.arange(sim.shape[1], device=sim.device)
-    ahead = (sim.unsqueeze(1) > target.unsqueeze(2)) | (
-        (sim.unsqueeze(1) == target.unsqueeze(2)) & (cols < index.unsqueeze(2)))
-    return ahead.sum(dim=2) + 1, target
+    for r, j in (right - left > 1).nonzero().tolist():  # another column has the same cosine
+        tied = (sim[r] == target[r, j]) & (cols < index[r, j])
+        rank[r, j] += int(tied.sum())
+    return rank, target
 
 
 @torch.no_grad()
