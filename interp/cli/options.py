@@ -298,3 +298,25 @@ def check_sets(sets: list[str] | None) -> None:
     if unknown or sets == []:
         raise UsageError(f"--sets: unknown set(s) {', '.join(unknown) or '(none)'}; "
                          f"choose among {', '.join(SET_NAMES)}")
+
+
+def probe_parser(sub: argparse._SubParsersAction, step: str, corpus: tuple[str, ...],
+                 own: tuple[str, ...], **texts: str) -> argparse.ArgumentParser:
+    """The parser of a model-level probe (daf, tcac): the common options, then its corpus and
+    probe options; `texts` are add_parser's help and description."""
+    p = sub.add_parser(step, **texts)
+    defaults = defaults_of(step, model="the run's, else RN50",
+                           pretrained="the run's, else openai", seed="the run's, else 0")
+    add_common(p, uses=(*MODEL_OPTIONS, "device"), defaults=defaults)
+    add_options(p, list(corpus), defaults, "corpus")
+    add_options(p, list(own), defaults, "probe")
+    return p
+
+
+def run_probe(args: argparse.Namespace, step: str, dests: tuple[str, ...]) -> int:
+    """Call `Run.{step}` with the options given among `dests`; print the output folder."""
+    from interp.api import Run
+
+    check_run_model(args.run_dir, args)
+    print(getattr(Run(args.run_dir), step)(**given(args, (*MODEL_OPTIONS, "device", *dests))))
+    return 0
