@@ -32,6 +32,7 @@ def planted_run(tmp_path_factory):
     return run
 
 
+@pytest.mark.slow
 def test_colour_blind_clip_gives_colour_as_the_top_failure_type_and_not_position(planted_run):
     types = pd.read_csv(planted_run / "daf" / "failure_types.csv")
     assert {"category", "n_queries", "effect", "ci_low", "ci_high", "p", "q"} <= set(types)
@@ -45,6 +46,7 @@ def test_colour_blind_clip_gives_colour_as_the_top_failure_type_and_not_position
     assert info["settings"]["k"] == 10 and info["reference"]["model"].endswith("rgb_pixels")
 
 
+@pytest.mark.slow
 def test_failure_cases_pairs_report_and_prompt_are_written(planted_run):
     out = planted_run / "daf"
     failures = Run(planted_run).daf_failures()
@@ -63,6 +65,7 @@ def test_failure_cases_pairs_report_and_prompt_are_written(planted_run):
     assert Run(planted_run).daf_types().category.iloc[0] == "colour"
 
 
+@pytest.mark.slow
 def test_a_rerun_uses_the_cached_embeddings_and_gives_the_same_tables(planted_run, tmp_path,
                                                                      monkeypatch):
     import shutil
@@ -79,6 +82,7 @@ def test_a_rerun_uses_the_cached_embeddings_and_gives_the_same_tables(planted_ru
     assert (copy / "daf" / "failure_types.csv").read_text() == before
 
 
+@pytest.mark.slow
 def test_identical_encoders_have_no_failures(tmp_path):
     from interp.probes.encoders import ImageEncoder
 

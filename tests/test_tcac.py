@@ -38,6 +38,7 @@ def by_transform(out) -> dict[str, dict]:
     return {r["transform"]: r for r in rows(out / "summary.csv")}
 
 
+@pytest.mark.slow
 def test_grayscale_moves_the_top_captions_and_identity_none(colour_run):
     _, out, _ = colour_run
     summary = by_transform(out)
@@ -53,6 +54,7 @@ def test_grayscale_moves_the_top_captions_and_identity_none(colour_run):
     assert float(summary["hflip"]["mean_delta"]) == 0
 
 
+@pytest.mark.slow
 def test_colour_loses_under_grayscale(colour_run):
     _, out, _ = colour_run
     table = [r for r in rows(out / "failure_types.csv") if r["transform"] == "grayscale"]
@@ -63,6 +65,7 @@ def test_colour_loses_under_grayscale(colour_run):
     assert min(effects, key=effects.get) == "colour"
 
 
+@pytest.mark.slow
 def test_files_and_run_record(colour_run):
     run, out, _ = colour_run
     assert out == RunDir(run).tcac
@@ -84,6 +87,7 @@ def test_files_and_run_record(colour_run):
     assert "RandomPerspective" in report and "from interp.probes.tcac import tcac" in report
 
 
+@pytest.mark.slow
 def test_each_caption_encoded_once_and_rerun_identical(colour_run):
     run, out, counted = colour_run
     from stimuli.corpus import synthetic_corpus
@@ -150,6 +154,7 @@ def test_pools_and_captions():
     assert T.parse_transforms(None) == list(T.TRANSFORMS)
 
 
+@pytest.mark.slow
 def test_tiny_clip_end_to_end(tmp_path, tiny_settings):
     out = T.tcac(tmp_path / "run", model=tiny_settings, corpus_size=16,
                  transforms=["grayscale", "hflip"], pool_neighbours=5, n_boot=50,
@@ -201,6 +206,7 @@ def test_worker_renders_the_same_pixels(base):
             assert np.array_equal(image.numpy(), moved.render(i))
 
 
+@pytest.mark.slow
 def test_factory_without_visual_uses_its_own_text_side(tmp_path):
     model = {"model": "tests.planted_tcac:flat_reader", "pretrained": "none", "seed": 0,
              "layers": ["inner.probe"]}
@@ -209,6 +215,7 @@ def test_factory_without_visual_uses_its_own_text_side(tmp_path):
     assert float(by_transform(out)["grayscale"]["ci_low"]) > 0
 
 
+@pytest.mark.slow
 def test_the_tcac_command_runs_the_step_and_the_reader_gives_its_summary(tmp_path, capsys):
     from interp.api import Run
     from interp.cli import main
