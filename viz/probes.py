@@ -17,15 +17,14 @@ def has_probes(run: Path) -> bool:
     return (RunDir(run).daf / "failure_types.csv").exists()
 
 
-def daf_context(run: Path) -> dict | None:
-    """What the template shows of RUN/daf/, or None without a DAF result."""
+def daf_context(run: Path, info: dict) -> dict | None:
+    """What the template shows of RUN/daf/ (`info`: run.json's `daf` section), or None without
+    a DAF result."""
     out = RunDir(run).daf
     if not (out / "failure_types.csv").exists():
         return None
     with open(out / "failure_types.csv", newline="") as f:
         table = list(csv.reader(f))
-    info = json.loads(RunDir(run).json_path.read_text()).get("daf", {}) \
-        if RunDir(run).json_path.exists() else {}
     cases = []
     for line in (out / "failures.jsonl").read_text().splitlines()[:SHOWN]:
         case = json.loads(line)
@@ -42,4 +41,4 @@ def daf_context(run: Path) -> dict | None:
 def probes_page(site) -> str:
     """probes.html for the Site of a run."""
     return site.render("probes.html", "", {"page": "probes"}, model=site.model_name(),
-                       daf=daf_context(site.run))
+                       daf=daf_context(site.run, site.info.get("daf", {})))

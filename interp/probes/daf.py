@@ -16,7 +16,13 @@ from interp.errors import UsageError
 from interp.probes import daf_report as files
 from interp.probes import discrepancy as dis
 from interp.probes.common import corpus_record, embedding_cache, open_corpus, run_loaded
-from interp.probes.encoders import DEFAULT_REFERENCE, RANDOM_INIT, clip_encoder, load_reference
+from interp.probes.encoders import (
+    DEFAULT_REFERENCE,
+    RANDOM_INIT,
+    check_reference,
+    clip_encoder,
+    load_reference,
+)
 from interp.probes.lexicon import Lexicon
 from interp.probes.neighbours import Comparison, check_k, compare
 from interp.rundir import RunDir
@@ -57,6 +63,7 @@ def daf(run_dir: str | os.PathLike, *, model: dict | None = None,
     corpus = open_corpus(images, captions, caption_format=caption_format,
                          corpus_size=corpus_size, stimulus_seed=stimulus_seed)
     check_k(k, len(corpus))
+    check_reference(reference)
     if blind_rank >= len(corpus) - 1:
         log.warning("--blind-rank %d: the corpus has %d images, so no pair can be ranked "
                     "beyond it; pairs.csv stays empty", blind_rank, len(corpus))
@@ -64,12 +71,10 @@ def daf(run_dir: str | os.PathLike, *, model: dict | None = None,
     timings: dict[str, float] = {}
     with run.lock():
         start = time.perf_counter()
-        settings = _run_model_settings(run, model)
-        weights = reference_weights or (RANDOM_INIT if settings.get("pretrained") == "none"
-                                        else None)
-        ref = load_reference(reference, weights, seed=int(settings.get("seed", 0)),
-                             device=device)
-        clip = clip_encoder(run_loaded(run, model, device))
+        loaded = run_loaded(run, model, device)
+        weights = reference_weights or (RANDOM_INIT if loaded.pretrained == "none" else None)
+        ref = load_reference(reference, weights, seed=loaded.seed, device=device)
+        clip = clip_encoder(loaded)
         timings["load"] = time.perf_counter() - start
         cache = embedding_cache(run)
         embeddings = {}
@@ -99,14 +104,6 @@ def daf(run_dir: str | os.PathLike, *, model: dict | None = None,
     log.info("DAF: %d failures of %d queries, results in %s", info["results"]["n_failures"],
              len(corpus), out)
     return out
-
-
-def _run_model_settings(run: RunDir, model: dict | None) -> dict:
-    from interp.models import DEFAULT_MODEL
-
-    recorded = run.read().get("model_settings", {})
-    return {**DEFAULT_MODEL, **recorded, **{k: v for k, v in (model or {}).items()
-                                            if v is not None}}
 
 
 def write_results(out: Path, corpus, captions: list[str], cmp: Comparison, lex: Lexicon,

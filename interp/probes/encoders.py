@@ -69,13 +69,20 @@ class ImageEncoder:
     def embed(self, corpus, cache: EmbeddingCache, *, batch_size: int = 64,
               dtype: str = "float32", workers: int | None = None):
         """The cached (N, D) embeddings of every corpus image (encoded where not cached yet)."""
-        images = corpus.images(self.image_size)
+        return self.embed_images(corpus.images(self.image_size), cache, batch_size=batch_size,
+                                 dtype=dtype, workers=workers)
+
+    def embed_images(self, images, cache: EmbeddingCache, *, batch_size: int = 64,
+                     dtype: str = "float32", workers: int | None = None, desc: str = ""):
+        """The cached embeddings of an image set at this encoder's size (`name`, `render`,
+        `spec`, as `CorpusImages` or TCAC's transformed images), keyed by its spec and this
+        encoder's identity."""
         spec = images.spec()
         key = cache_key(spec, {**self.describe(), "dtype": dtype})
-        dim = self._dim(images, dtype)
-        return cache.fill(images, len(images), key=key, dim=dim, spec=spec, device=self.device,
-                          encode=lambda batch: self.encode(batch, dtype),
-                          batch_size=batch_size, workers=workers, desc=f"{self.role} embeddings")
+        return cache.fill(images, len(images), key=key, dim=self._dim(images, dtype), spec=spec,
+                          device=self.device, encode=lambda batch: self.encode(batch, dtype),
+                          batch_size=batch_size, workers=workers,
+                          desc=desc or f"{self.role} embeddings")
 
     def _dim(self, images, dtype: str) -> int:
         probe = torch.from_numpy(images.render(0)).unsqueeze(0)
@@ -124,13 +131,21 @@ def _factory_reference(spec: str, weights: str | None) -> ImageEncoder:
                         forward)
 
 
-def _timm_reference(name: str, weights: str | None) -> ImageEncoder:
+def check_reference(name: str) -> str:
+    """The timm architecture a reference name stands for (factories are checked on import)."""
     import timm
 
     arch = REFERENCES.get(name, name)
-    if not timm.is_model(arch):
+    if ":" not in name and not timm.is_model(arch):
         raise UsageError(f"--reference {name}: not a timm model; use one of "
                          f"{', '.join(REFERENCES)}, a timm model name, or package.module:factory")
+    return arch
+
+
+def _timm_reference(name: str, weights: str | None) -> ImageEncoder:
+    import timm
+
+    arch = check_reference(name)
     kwargs = {"num_classes": 0}
     if "dinov2" in arch:
         kwargs["img_size"] = REFERENCE_SIZE

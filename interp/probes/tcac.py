@@ -25,7 +25,7 @@ from interp.errors import ChromaError, UsageError
 from interp.inputs import DTYPES, autocast
 from interp.models import LoadedModel
 from interp.probes.common import corpus_record, embedding_cache, open_corpus, run_loaded
-from interp.probes.encoders import ImageEncoder, clip_encoder
+from interp.probes.encoders import clip_encoder
 from interp.probes.neighbours import nearest
 from interp.rundir import RunDir
 
@@ -73,7 +73,7 @@ def check_settings(top: int, pool_neighbours: int, n_boot: int, n_permutations: 
         raise UsageError(f"--pool-neighbours {pool_neighbours}: give a positive number of "
                          "nearest captions per caption (the paper: 10)")
     if n_boot < 1 or n_permutations < 1:
-        raise UsageError("--n-boot and --n-permutations must be positive")
+        raise UsageError("--bootstrap and --permutations must be positive")
     if dtype not in DTYPES:
         raise UsageError(f"--dtype {dtype}: choose among {', '.join(DTYPES)}")
 
@@ -135,19 +135,6 @@ class TransformedImages:
         if self._module is None:
             self._module = build_transform(self.transform)
         return apply_transform(self.base.render(i), self.transform, self.seed, i, self._module)
-
-
-def transformed_embeddings(encoder: ImageEncoder, images: TransformedImages,
-                           cache: EmbeddingCache, *, batch_size: int, dtype: str,
-                           workers: int | None) -> np.ndarray:
-    """(N, D) unit-norm CLIP embeddings of the transformed images, cached and resumable."""
-    spec = images.spec()
-    key = cache_key(spec, {**encoder.describe(), "dtype": dtype})
-    dim = encoder._dim(images, dtype)
-    emb = cache.fill(images, len(images), key=key, dim=dim, spec=spec, device=encoder.device,
-                     encode=lambda batch: encoder.encode(batch, dtype), batch_size=batch_size,
-                     workers=workers, desc=f"tcac {images.transform}")
-    return np.asarray(emb[:])
 
 
 # --- the text side ------------------------------------------------------------------------
@@ -287,12 +274,12 @@ def tcac(run_dir, *, model: dict | None = None, images=None, captions=None,
     names = parse_transforms(transforms)
     check_settings(top, pool_neighbours, n_boot, n_permutations, dtype)
     lex = lexicon if isinstance(lexicon, Lexicon) else Lexicon.load(lexicon)
+    corpus = open_corpus(images, captions, caption_format=caption_format,
+                         corpus_size=corpus_size, stimulus_seed=stimulus_seed)
     run = RunDir(os.fspath(run_dir))
     with run.lock():
         loaded = run_loaded(run, model, device)
         tower = text_tower(loaded)
-        corpus = open_corpus(images, captions, caption_format=caption_format,
-                             corpus_size=corpus_size, stimulus_seed=stimulus_seed)
         texts, own = unique_captions(corpus.captions)
         if pool_neighbours >= len(texts):
             raise UsageError(f"--pool-neighbours {pool_neighbours}: the corpus has "
@@ -310,8 +297,9 @@ def tcac(run_dir, *, model: dict | None = None, images=None, captions=None,
         rankings = {}
         for name in names:
             moved = TransformedImages(base, name, stimulus_seed)
-            after = transformed_embeddings(encoder, moved, cache, batch_size=batch_size,
-                                           dtype=dtype, workers=workers)
+            after = np.asarray(encoder.embed_images(moved, cache, batch_size=batch_size,
+                                                    dtype=dtype, workers=workers,
+                                                    desc=f"tcac {name}")[:])
             order, sims = rank_pools(after, text_emb, pools)
             rankings[name] = Ranking(order, sims, deltas(order0, order, k), ranks_of(order, own))
         original = Ranking(order0, sims0, np.zeros(len(k), np.int64), ranks_of(order0, own))
