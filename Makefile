@@ -30,11 +30,13 @@ test: $(STAMP) lint browser
 	$(PY) -m pytest -q -n 2 --dist worksteal
 
 # Offline, untrained RN50, 64 images per set (natural: 8 crops of each of the 8 bundled photos),
-# top-16 per unit (neuron features cost in proportion to it); DAF on 200 captioned stimuli against
-# an untrained DINOv2 (the offline control). Resumable (rerun to continue); prints the atlas path.
+# top-16 per unit (neuron features cost in proportion to it); DAF on 100 captioned stimuli against
+# an untrained DINOv2 (the offline control); TCAC on 24 of them under three transforms and the
+# identity control. Resumable (rerun to continue); prints the atlas path.
 demo: $(STAMP)
 	$(VENV)/bin/chromadissect run --run-dir $(DEMO_RUN) --model RN50 --pretrained none \
-		--samples-per-combo 8 --limit 64 --top-n 16 --corpus-size 200 --reference-weights none
+		--samples-per-combo 8 --limit 64 --top-n 16 --corpus-size 100 --reference-weights none \
+		--tcac-images 24 --transforms grayscale,hflip,inversion
 
 bench: $(STAMP)
 	$(PY) bench/stimuli.py

@@ -28,7 +28,7 @@ from interp.rundir import MODEL_KEYS, RunDir
 log = logging.getLogger(__name__)
 
 #: The steps of the main job, in order.
-STEPS = ("extract", "analyze", "naming", "daf", "atlas")
+STEPS = ("extract", "analyze", "naming", "daf", "tcac", "atlas")
 
 
 def keyword_defaults(fn: Callable, skip: Sequence[str] = ()) -> dict[str, Any]:
@@ -192,13 +192,13 @@ class Run:
         return index if index.exists() else None
 
     def _step(self, name: str, options: dict) -> None:
-        """One step; a model without a text tower skips naming (with a warning)."""
+        """One step; a model without a text tower skips naming and tcac (with a warning)."""
         try:
             getattr(self, name)(**options)
         except ChromaError as err:
-            if name != "naming" or "text tower" not in str(err):
+            if name not in ("naming", "tcac") or "text tower" not in str(err):
                 raise
-            log.warning("naming skipped: %s", err)
+            log.warning("%s skipped: %s", name, err)
 
     # --- results --------------------------------------------------------------------------
 

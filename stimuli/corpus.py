@@ -63,6 +63,16 @@ class Corpus:
     def images(self, image_size: int) -> CorpusImages:
         return CorpusImages(self, image_size)
 
+    def spread(self, n: int) -> Corpus:
+        """n of its images spread evenly from the first to the last (all of them if n >= its
+        size): a smaller corpus that still covers every part (shapes and Stroop alike)."""
+        if n >= len(self):
+            return self
+        picks = np.unique(np.linspace(0, len(self) - 1, max(int(n), 1)).round().astype(int))
+        return Corpus(self.kind, [self.ids[i] for i in picks],
+                      [self.captions[i] for i in picks], {**self.source, "spread": int(n)},
+                      {**self.report, "n_images": len(picks), "spread_of": len(self)})
+
 
 class CorpusImages:
     """The corpus's images at one size: `render(i)` gives (size, size, 3) uint8."""

@@ -54,16 +54,20 @@ def _arrays(path: Path) -> dict[str, np.ndarray]:
 
 def _tables(run: Path) -> dict[str, str]:
     files = [run / "neurons.csv", *sorted((run / "naming").glob("*.csv")),
-             *sorted((run / "daf").glob("*.csv")), run / "daf" / "failures.jsonl"]
+             *sorted((run / "daf").glob("*.csv")), run / "daf" / "failures.jsonl",
+             *sorted((run / "tcac").glob("*.csv")), *sorted((run / "tcac").glob("*.jsonl"))]
     return {p.name: p.read_text() for p in files}
 
 
 ARGV = ["--model", TINY["model"], "--pretrained", "none", "--samples-per-combo", "1",
         "--limit", "12", "--batch-size", "12", "--top-n", "4", "--permutations", "200",
         "--cards-per-type", "0", "--corpus-size", "24", "--k", "4", "--blind-rank", "8",
-        "--reference", "tests.planted_probes:rgb_pixels"]
+        "--reference", "tests.planted_probes:rgb_pixels", "--tcac-images", "8",
+        "--transforms", "grayscale,hflip"]
 DAF = {"corpus_size": 24, "k": 4, "blind_rank": 8, "n_permutations": 200,
        "reference": "tests.planted_probes:rgb_pixels"}
+TCAC = {"corpus_size": 24, "tcac_images": 8, "transforms": ["grayscale", "hflip"],
+        "n_permutations": 200}
 
 
 @pytest.mark.slow
@@ -77,6 +81,7 @@ def test_run_command_and_the_steps_from_python_give_identical_results(tmp_path, 
     by_steps.analyze(top_n=4, n_permutations=200, batch_size=12)
     by_steps.naming(samples_per_combo=1, limit=12, batch_size=12)
     by_steps.daf(**DAF, batch_size=12)
+    by_steps.tcac(**TCAC, batch_size=12)
     by_steps.atlas(cards_per_type=0)
     for store in ("activations.zarr", "analysis.zarr", "naming/embeddings.zarr",
                   "probes/embeddings.zarr"):
@@ -87,6 +92,8 @@ def test_run_command_and_the_steps_from_python_give_identical_results(tmp_path, 
     assert _tables(tmp_path / "steps") == _tables(run)
 
     # every file of the job is there
+    assert Run(run).tcac_summary()["transform"].tolist() == ["identity", "grayscale", "hflip"]
+    assert 'id="tcac-grayscale"' in (run / "atlas" / "probes.html").read_text()
     with open(run / "neurons.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     n_units = json.loads((run / "run.json").read_text())["model"]["total_units"]

@@ -38,6 +38,7 @@ def test_each_step_gets_every_given_option_it_takes_and_nothing_else(monkeypatch
                               "min_n_eff_fraction": 0.1}
     assert got["naming"] == {**model, "limit": 7, "batch_size": 64, "dtype": "bfloat16"}
     assert got["daf"] == {**model, "batch_size": 64, "dtype": "bfloat16", "n_permutations": 50}
+    assert got["tcac"] == got["daf"]
     assert got["atlas"] == {"cards_per_type": 2}
     assert forwarded(monkeypatch, []) == {step: {} for step in STEPS}
 
@@ -48,7 +49,7 @@ def test_lists_reach_the_steps_as_lists(monkeypatch):
     assert got["extract"] == {"layers": ["layer1.0", "layer4.0"], "sets": ["stroop", "natural"]}
     assert got["analyze"] == {"sets": ["stroop", "natural"]}
     assert got["naming"] == {"layers": ["layer1.0", "layer4.0"], "experiments": ["4", "5"]}
-    assert got["daf"] == {"layers": ["layer1.0", "layer4.0"]}
+    assert got["daf"] == got["tcac"] == {"layers": ["layer1.0", "layer4.0"]}
 
 
 def test_every_option_of_a_step_is_an_option_of_run():
@@ -64,13 +65,13 @@ def test_every_option_of_a_step_is_an_option_of_run():
 def test_unknown_step_or_option_is_one_line_usage_error(tmp_path, capsys):
     assert main(["run", "--run-dir", str(tmp_path), "--steps", "extract,plot"]) == 2
     err = capsys.readouterr().err
-    assert "unknown step 'plot'; steps are extract,analyze,naming,daf,atlas" in err
+    assert "unknown step 'plot'; steps are extract,analyze,naming,daf,tcac,atlas" in err
     with pytest.raises(UsageError, match="top_k are taken by none of the steps extract"):
         Run(tmp_path).run(["extract"], top_k=5)
 
 
-def test_naming_without_text_tower_is_skipped_other_errors_are_not(tmp_path, caplog,
-                                                                   monkeypatch):
+def test_naming_and_tcac_without_text_tower_are_skipped_other_errors_are_not(
+        tmp_path, caplog, monkeypatch):
     def no_text_tower(self, **options):
         raise ChromaError("--model m:f has no text tower, so it cannot name colours; skip naming")
 
@@ -78,6 +79,10 @@ def test_naming_without_text_tower_is_skipped_other_errors_are_not(tmp_path, cap
     monkeypatch.setattr(Run, "extract", no_text_tower)
     Run(tmp_path)._step("naming", {})
     assert "naming skipped" in caplog.text
+    no_text = {"model": "tests.planted:build", "pretrained": "none", "seed": 0,
+               "layers": ["units"]}
+    Run(tmp_path)._step("tcac", {**no_text, "corpus_size": 8})  # the real step refuses it
+    assert "tcac skipped: --model tests.planted:build has no text tower" in caplog.text
     with pytest.raises(ChromaError, match="text tower"):
         Run(tmp_path)._step("extract", {})
 

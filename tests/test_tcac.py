@@ -88,18 +88,67 @@ def test_files_and_run_record(colour_run):
 
 
 @pytest.mark.slow
+def test_thumbnails_of_the_shown_cases_before_and_after(colour_run):
+    from PIL import Image
+
+    _, out, _ = colour_run
+    for name in T.TRANSFORMS[1:]:
+        shown = [json.loads(line)["index"] for line in
+                 (out / f"{name}.jsonl").read_text().splitlines()[:3]]
+        for i in shown:
+            assert (out / "thumbs" / f"{i}.jpg").exists() and (out / "thumbs" /
+                                                               f"{name}-{i}.jpg").exists()
+    assert not list((out / "thumbs").glob("identity-*"))
+    assert len(list((out / "thumbs").glob("grayscale-*"))) == 3
+    i = json.loads((out / "grayscale.jsonl").read_text().splitlines()[0])["index"]
+    spread = [np.ptp(np.asarray(Image.open(out / "thumbs" / name), np.int16), axis=2).mean()
+              for name in (f"{i}.jpg", f"grayscale-{i}.jpg")]
+    assert spread[0] > 20 and spread[1] < 3  # the colour image, then its gray version
+
+
+@pytest.mark.slow
+def test_tcac_images_spread_over_the_corpus(tmp_path):
+    part = T.tcac(tmp_path / "run", model=COLOUR, **FAST, tcac_images=40,
+                  transforms=["grayscale"], show=0)
+    gray = by_transform(part)["grayscale"]
+    assert gray["n_images"] == "40" and float(gray["ci_low"]) > 0
+    ids = {json.loads(line)["image"] for line in
+           (part / "grayscale.jsonl").read_text().splitlines()}
+    assert len(ids) == 40 and {i.split("/")[0] for i in ids} == {"shapes", "stroop"}
+    corpus = json.loads((tmp_path / "run" / "run.json").read_text())["tcac"]["corpus"]
+    assert corpus["report"]["spread_of"] == 120 and corpus["n_images"] == 40
+    assert not (part / "thumbs").exists()
+    with pytest.raises(UsageError, match="--tcac-images 0"):
+        T.tcac(tmp_path / "bad", model=COLOUR, tcac_images=0)
+
+
+def test_spread_corpus_keeps_ids_captions_and_pixels():
+    from stimuli.corpus import synthetic_corpus
+
+    corpus = synthetic_corpus(10, 0)
+    part = corpus.spread(4)
+    assert part.ids == [corpus.ids[i] for i in (0, 3, 6, 9)]
+    assert part.captions == [corpus.captions[i] for i in (0, 3, 6, 9)]
+    assert np.array_equal(part.images(32).render(1), corpus.images(32).render(3))
+    assert corpus.spread(10) is corpus and part.spec() != corpus.spec()
+
+
+@pytest.mark.slow
 def test_each_caption_encoded_once_and_rerun_identical(colour_run):
     run, out, counted = colour_run
     from stimuli.corpus import synthetic_corpus
 
     texts, _ = T.unique_captions(synthetic_corpus(120, 0).captions)
     assert set(counted) == set(texts) and set(counted.values()) == {1}
-    before = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix != ".png"}
+    def files() -> dict:
+        return {p.relative_to(out): p.read_bytes() for p in out.rglob("*")
+                if p.is_file() and p.suffix != ".png"}
+
+    before = files()
     planted_tcac.TOKENIZED.clear()
     T.tcac(run, model=COLOUR, **FAST)
     assert not planted_tcac.TOKENIZED  # the caption embeddings came from the cache
-    after = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix != ".png"}
-    assert after == before
+    assert files() == before
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +201,42 @@ def test_pools_and_captions():
     assert T.caption_pools(emb, [[0], [2]], 1) == [[0, 1], [2, 1]]
     assert T.parse_transforms("hflip,grayscale") == ["identity", "grayscale", "hflip"]
     assert T.parse_transforms(None) == list(T.TRANSFORMS)
+
+
+@pytest.mark.slow
+def test_the_atlas_probes_page_shows_each_transform_before_and_after(colour_run, tmp_path):
+    import shutil
+    from html.parser import HTMLParser
+
+    from viz.atlas import build_atlas
+    from viz.synthetic import make_synthetic_run
+
+    run, out, _ = colour_run
+    site = make_synthetic_run(tmp_path / "run", {"layer1.0": 2})
+    shutil.copytree(out, site / "tcac")
+    RunDir(site).update({"tcac": json.loads((run / "run.json").read_text())["tcac"]})
+    build_atlas(site, cards_per_type=0, thumb=10)
+    page = site / "atlas" / "probes.html"
+    assert 'href="probes.html"' in (site / "atlas" / "index.html").read_text()
+    sources = []
+
+    class Links(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "img":
+                sources.append(attrs["src"])
+            if tag == "a" and attrs.get("href", "").startswith("../"):
+                sources.append(attrs["href"])
+
+    html = page.read_text()
+    Links().feed(html)
+    assert all((page.parent / s).exists() for s in sources), sources
+    assert sum("/thumbs/" in s for s in sources) == 2 * 3 * (len(T.TRANSFORMS) - 1)
+    assert html.count('class="case tcac"') == 3 * (len(T.TRANSFORMS) - 1)
+    assert 'id="tcac-grayscale"' in html and 'id="tcac-identity"' not in html
+    assert "<s>" in html and "no DAF result" in html
+    shifts = html[html.index("Category shifts"):html.index('id="tcac-grayscale"')]
+    assert "<td>grayscale</td><td>colour</td>" in shifts
 
 
 @pytest.mark.slow

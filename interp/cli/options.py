@@ -173,7 +173,12 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "top": ("--top", {"type": positive_int, "metavar": "N",
                       "help": "top captions compared before and after a transform"}),
     "show": ("--show", {"type": int, "metavar": "N",
-                        "help": "failure cases with thumbnails for the atlas"}),
+                        "help": "cases with thumbnails for the atlas (daf: failure cases; "
+                        "tcac: per transform)"}),
+    "tcac_images": ("--tcac-images", {"type": positive_int, "metavar": "N",
+                                      "help": "tcac on N images spread evenly over the "
+                                      "corpus (pools from their captions): tcac costs 9 "
+                                      "encodings an image"}),
 }
 MODEL_OPTIONS = ("model", "pretrained", "seed", "layers")
 
@@ -185,7 +190,7 @@ NONE_MEANS = {"layers": "every bottleneck block", "limit": "all images", "natura
               "images": "the offline corpus", "captions": "none", "corpus_size":
               "1000 offline, all of --images", "reference_weights":
               "timm's, or none when the CLIP model is untrained", "lexicon": "the shipped one",
-              "transforms": "all"}
+              "transforms": "all", "tcac_images": "all"}
 
 
 def show(value: Any, dest: str = "", from_run: bool = True) -> str:

@@ -8,8 +8,8 @@ import argparse
 from interp.cli.options import probe_parser, run_probe
 
 CORPUS = ("images", "captions", "caption_format", "corpus_size", "stimulus_seed")
-OWN = ("transforms", "pool_neighbours", "top", "lexicon", "n_permutations", "n_boot",
-       "stats_seed", "batch_size", "dtype", "workers")
+OWN = ("transforms", "tcac_images", "pool_neighbours", "top", "show", "lexicon",
+       "n_permutations", "n_boot", "stats_seed", "batch_size", "dtype", "workers")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

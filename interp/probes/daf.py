@@ -15,6 +15,7 @@ import numpy as np
 from interp.errors import UsageError
 from interp.probes import daf_report as files
 from interp.probes import discrepancy as dis
+from interp.probes import output
 from interp.probes.common import corpus_record, embedding_cache, open_corpus, run_loaded
 from interp.probes.encoders import (
     DEFAULT_REFERENCE,
@@ -115,21 +116,21 @@ def write_results(out: Path, corpus, captions: list[str], cmp: Comparison, lex: 
     out.mkdir(parents=True, exist_ok=True)
     failures = [_failure(cmp, corpus.ids, captions, int(q), int(overlap[q])) for q in
                 sorted(queries.tolist(), key=lambda q: (overlap[q], q))]
-    files.write_jsonl(out / "failures.jsonl", failures)
+    output.write_jsonl(out / "failures.jsonl", failures)
     pairs = dis.blind_pairs(cmp, s["blind_rank"])
-    files.write_table(out / "pairs.csv", [_pair(cmp, corpus.ids, captions, *p) for p in pairs],
+    output.write_table(out / "pairs.csv", [_pair(cmp, corpus.ids, captions, *p) for p in pairs],
                       PAIR_COLUMNS)
     effects = dis.category_effects(cmp, captions, queries, lex)
     tests = dis.column_tests(effects, lex.names, n_permutations=s["n_permutations"],
                              n_boot=s["n_boot"], seed=s["stats_seed"])
     types = files.type_rows(tests, s["alpha"])
-    files.write_table(out / "failure_types.csv", types, files.TYPE_COLUMNS)
+    output.write_table(out / "failure_types.csv", types, files.TYPE_COLUMNS)
     vocab, word_fx = dis.word_effects(cmp, captions, queries, s["min_word_count"])
     words = [{"word": t.pop("name"), **t, "exploratory": True} for t in dis.column_tests(
         word_fx, vocab, n_permutations=s["n_permutations"], n_boot=s["n_boot"],
         seed=s["stats_seed"] + 1)]
     words.sort(key=lambda w: (np.nan_to_num(w["q"], nan=2.0), -np.nan_to_num(w["effect"])))
-    files.write_table(out / "words.csv", words, ("word", "n_queries", "effect", "ci_low",
+    output.write_table(out / "words.csv", words, ("word", "n_queries", "effect", "ci_low",
                                                  "ci_high", "p", "q", "exploratory"))
     n = len(corpus)
     info["results"] = {"n_images": n, "n_failures": len(failures), "n_pairs": len(pairs),
@@ -144,7 +145,7 @@ def write_results(out: Path, corpus, captions: list[str], cmp: Comparison, lex: 
     (out / "report.md").write_text(files.report_markdown(info, types, words, examples))
     shown = {i for f in failures[:show] for i in
              [f["query"], *(x["index"] for x in f["clip_only"] + f["reference_only"])]}
-    files.write_thumbs(out / "thumbs", corpus.images(clip_size), shown)
+    output.write_thumbs(out / "thumbs", corpus.images(clip_size), shown)
     return out
 
 

@@ -1,9 +1,8 @@
 """DAF's files under RUN/daf/: failures.jsonl, pairs.csv, failure_types.csv, words.csv, the
-effects figure, report.md, prompt.txt (the paper's Fig. 2 prompt) and thumbnails for the atlas."""
+effects figure, report.md and prompt.txt (the paper's Fig. 2 prompt)."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -30,23 +29,8 @@ PROMPT_TAIL = (
     "Give the output as Python Dictionary of objects\n")
 #: Characters of data per prompt chunk: about 3,000 tokens, inside any chat model's context.
 PROMPT_CHARS = 12_000
-THUMB_PX = 96
 TYPE_COLUMNS = ("category", "n_queries", "effect", "ci_low", "ci_high", "p", "q", "significant",
                 "direction")
-
-
-def write_jsonl(path: Path, records: list[dict]) -> None:
-    with open(path, "w") as f:
-        for record in records:
-            f.write(json.dumps(record) + "\n")
-
-
-def write_table(path: Path, rows: list[dict], columns: tuple[str, ...] | None = None) -> None:
-    """Rows as CSV (floats to 4 significant digits, NaN empty)."""
-    import pandas as pd
-
-    frame = pd.DataFrame(rows, columns=list(columns) if columns else None)
-    frame.to_csv(path, index=False, float_format="%.4g")
 
 
 def type_rows(tests: list[dict], alpha: float) -> list[dict]:
@@ -114,19 +98,6 @@ def write_prompt(path: Path, failures: list[dict]) -> int:
         for i, chunk in enumerate(chunks, 1):
             f.write(f"===== chunk {i} of {len(chunks)}: paste as one message =====\n\n{chunk}\n")
     return len(chunks)
-
-
-def write_thumbs(folder: Path, images, indices: set[int]) -> None:
-    """JPEG thumbnails of the images the atlas shows (`{index}.jpg`)."""
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in sorted(indices):
-        target = folder / f"{i}.jpg"
-        if not target.exists():
-            img = Image.fromarray(images.render(i)).resize((THUMB_PX, THUMB_PX),
-                                                           Image.Resampling.BICUBIC)
-            img.save(target, quality=88)
 
 
 def _num(value: float, digits: int = 3) -> str:

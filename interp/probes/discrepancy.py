@@ -111,8 +111,9 @@ def word_effects(cmp: Comparison, captions: list[str], queries: np.ndarray,
 
 
 def column_tests(effects: np.ndarray, names: list[str], *, n_permutations: int, n_boot: int,
-                 seed: int) -> list[dict]:
-    """Per column: queries, mean effect, bootstrap CI, sign-flip p and BH q across columns."""
+                 seed: int | np.random.Generator) -> list[dict]:
+    """Per column (NaN: left out of it): queries, mean effect, bootstrap CI, sign-flip p and
+    BH q across columns."""
     rng = np.random.default_rng(seed)
     p = sign_flip_p_columns(effects, n_permutations, rng)
     q = benjamini_hochberg(p)

@@ -65,8 +65,13 @@ def parse_transforms(names: Sequence[str] | str | None) -> list[str]:
 
 
 def check_settings(top: int, pool_neighbours: int, n_boot: int, n_permutations: int,
-                   dtype: str) -> None:
+                   dtype: str, tcac_images: int | None = None, show: int = 0) -> None:
     """Refuse out-of-range settings before anything is loaded or written."""
+    if tcac_images is not None and tcac_images < 1:
+        raise UsageError(f"--tcac-images {tcac_images}: give a positive number of images to "
+                         "transform (or leave it out for all)")
+    if show < 0:
+        raise UsageError(f"--show {show}: give 0 or more cases per transform")
     if top < 1:
         raise UsageError(f"--top {top}: give a positive number of top captions (the paper: 10)")
     if pool_neighbours < 1:
@@ -259,23 +264,29 @@ class Ranking:
 def tcac(run_dir, *, model: dict | None = None, images=None, captions=None,
          caption_format: str = "auto", corpus_size: int | None = None,
          stimulus_seed: int = 0, transforms: Sequence[str] | None = None,
-         pool_neighbours: int = 10, top: int = 10, n_boot: int = 2000,
+         tcac_images: int | None = None, pool_neighbours: int = 10, top: int = 10,
+         show: int = 3, n_boot: int = 2000,
          n_permutations: int = 2000, stats_seed: int = 0, lexicon=None,
          batch_size: int = 64, device: str = "cpu", dtype: str = "float32",
          workers: int | None = None) -> Path:
     """Run TCAC on the run's CLIP model into RUN/tcac/; returns that folder.
 
-    Transforms are seeded by `stimulus_seed` (per image and transform), statistics by
-    `stats_seed`; image and caption embeddings are cached in RUN/probes, so a rerun is quick.
+    `tcac_images` runs it on N images spread evenly over the corpus (`Corpus.spread`: the
+    pools draw on their captions only), for a corpus too large to transform whole. Transforms
+    are seeded by `stimulus_seed` (per image and transform), statistics by `stats_seed`; image
+    and caption embeddings are cached in RUN/probes (the untransformed ones shared with DAF on
+    the same corpus), so a rerun is quick. `show`: cases per transform with thumbnails for the
+    atlas.
     """
     from interp.probes import tcac_report
     from interp.probes.lexicon import Lexicon
 
     names = parse_transforms(transforms)
-    check_settings(top, pool_neighbours, n_boot, n_permutations, dtype)
+    check_settings(top, pool_neighbours, n_boot, n_permutations, dtype, tcac_images, show)
     lex = lexicon if isinstance(lexicon, Lexicon) else Lexicon.load(lexicon)
     corpus = open_corpus(images, captions, caption_format=caption_format,
                          corpus_size=corpus_size, stimulus_seed=stimulus_seed)
+    corpus = corpus.spread(tcac_images) if tcac_images else corpus
     run = RunDir(os.fspath(run_dir))
     with run.lock():
         loaded = run_loaded(run, model, device)
@@ -289,11 +300,11 @@ def tcac(run_dir, *, model: dict | None = None, images=None, captions=None,
         cache = embedding_cache(run)
         text_emb = caption_embeddings(tower, texts, cache, encoder.describe(), dtype)
         pools = padded(caption_pools(text_emb, own, pool_neighbours))
-        before = np.asarray(encoder.embed(corpus, cache, batch_size=batch_size, dtype=dtype,
-                                          workers=workers)[:])
+        base = corpus.images(encoder.image_size)
+        before = np.asarray(encoder.embed_images(base, cache, batch_size=batch_size,
+                                                 dtype=dtype, workers=workers)[:])
         k = np.minimum(top, (pools >= 0).sum(axis=1))
         order0, sims0 = rank_pools(before, text_emb, pools)
-        base = corpus.images(encoder.image_size)
         rankings = {}
         for name in names:
             moved = TransformedImages(base, name, stimulus_seed)
@@ -303,7 +314,8 @@ def tcac(run_dir, *, model: dict | None = None, images=None, captions=None,
             order, sims = rank_pools(after, text_emb, pools)
             rankings[name] = Ranking(order, sims, deltas(order0, order, k), ranks_of(order, own))
         original = Ranking(order0, sims0, np.zeros(len(k), np.int64), ranks_of(order0, own))
-        settings = {"transforms": names, "pool_neighbours": pool_neighbours, "top": top,
+        settings = {"transforms": names, "tcac_images": tcac_images,
+                    "pool_neighbours": pool_neighbours, "top": top, "show": show,
                     "n_boot": n_boot, "n_permutations": n_permutations,
                     "lexicon": lexicon if isinstance(lexicon, (str, os.PathLike)) else None,
                     "batch_size": batch_size, "dtype": dtype, "caption_format": caption_format,
@@ -314,10 +326,11 @@ def tcac(run_dir, *, model: dict | None = None, images=None, captions=None,
                   "seeds": {"transforms": stimulus_seed, "stimuli": stimulus_seed,
                             "stats": stats_seed},
                   "transform_params": {n: TRANSFORM_PARAMS[n][1] for n in names}}
-        study = tcac_report.Study(corpus=corpus, texts=texts, own=own, k=k, original=original,
-                                  rankings=rankings, lexicon=lex, n_boot=n_boot,
-                                  n_permutations=n_permutations, stats_seed=stats_seed,
-                                  record=record)
+        study = tcac_report.Study(
+            corpus=corpus, texts=texts, own=own, k=k, original=original, rankings=rankings,
+            lexicon=lex, n_boot=n_boot, n_permutations=n_permutations, stats_seed=stats_seed,
+            record=record, images=base, show=show,
+            transformed=lambda name: TransformedImages(base, name, stimulus_seed))
         outputs = tcac_report.write_all(run.tcac, study)
         record["outputs"] = {name: str(path) for name, path in outputs.items()}
         run.update({"tcac": record})

@@ -1,18 +1,20 @@
 """TCAC's statistics and files under RUN/tcac/: summary.csv, {transform}.jsonl, failure_types.csv,
-summary.png and report.md (docs/tcac.md describes each column)."""
+summary.png, report.md and thumbs/ for the atlas (docs/tcac.md describes each column)."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from interp.probes.stats import benjamini_hochberg, bootstrap_ci, sign_flip_p
+from interp.probes.discrepancy import column_tests
+from interp.probes.output import write_jsonl, write_table, write_thumbs
+from interp.probes.stats import bootstrap_ci
 
 #: Images with the largest Δ written per transform (the paper inspects 100).
 INSPECT = 100
@@ -38,6 +40,9 @@ class Study:
     n_permutations: int
     stats_seed: int
     record: dict
+    images: object             # the corpus's images at CLIP's size (`render(i)`)
+    transformed: Callable      # transform name -> those images under it
+    show: int                  # cases per transform with thumbnails for the atlas
 
 
 def rng(seed: int, *names: str) -> np.random.Generator:
@@ -106,32 +111,23 @@ def category_rows(study: Study) -> list[dict]:
     (images whose own captions have a word of the category), sign-flip p, BH q within the
     transform, bootstrap CI; the expected shifts flagged."""
     caps, own, cats = entry_matrix(study)
-    start = {cat: top_shares(study.original.order, study.k, caps, own, cols)
-             for cat, cols in cats.items()}
+    names = list(cats)
+    start = [top_shares(study.original.order, study.k, caps, own, cols) for cols in cats.values()]
+    has = np.stack([own[:, cols].any(axis=1) for cols in cats.values()], axis=1)
     rows = []
     for name, ranking in study.rankings.items():
-        block = []
-        for cat, cols in cats.items():
-            a0, p0 = start[cat]
-            a1, p1 = top_shares(ranking.order, study.k, caps, own, cols)
-            has = own[:, cols].any(axis=1)
-            x = (a1 - a0)[has]
-            gen = rng(study.stats_seed, "category", name, cat)
-            low, high = bootstrap_ci(x, study.n_boot, gen)
-            p = sign_flip_p(x, study.n_permutations, gen) if x.size and x.any() else (
-                1.0 if x.size else float("nan"))
-            block.append({"transform": name, "category": cat, "n_images": int(has.sum()),
-                          "effect": float(x.mean()) if x.size else float("nan"),
-                          "ci_low": low, "ci_high": high, "p": p,
-                          "presence_effect": float((p1 - p0).mean()),
-                          "expected": (name, cat) in EXPECTED})
-        q = benjamini_hochberg(np.array([r["p"] for r in block]))
-        for row, value in zip(block, q, strict=True):
-            row["q"] = float(value)
-        rows += block
-    order = ["transform", "category", "n_images", "effect", "ci_low", "ci_high", "p", "q",
-             "expected", "presence_effect"]
-    return [{c: r[c] for c in order} for r in rows]
+        now = [top_shares(ranking.order, study.k, caps, own, cols) for cols in cats.values()]
+        agree = np.stack([a1 - a0 for (a0, _), (a1, _) in zip(start, now, strict=True)], axis=1)
+        tests = column_tests(np.where(has, agree, np.nan), names,
+                             n_permutations=study.n_permutations, n_boot=study.n_boot,
+                             seed=rng(study.stats_seed, "category", name))
+        for col, test in enumerate(tests):
+            rows.append({"transform": name, "category": test["name"],
+                         "n_images": test["n_queries"],
+                         **{c: test[c] for c in ("effect", "ci_low", "ci_high", "p", "q")},
+                         "expected": (name, test["name"]) in EXPECTED,
+                         "presence_effect": float((now[col][1] - start[col][1]).mean())})
+    return rows
 
 
 def cases(study: Study, name: str) -> list[dict]:
@@ -157,23 +153,6 @@ def _top(study: Study, ranking, i: int, k: int) -> list[dict]:
 
 # --- files --------------------------------------------------------------------------------
 
-def _fmt(value: object) -> object:
-    """Floats to 6 significant digits, rounding noise of shares (|x| < 1e-12) as 0, NaN empty."""
-    if isinstance(value, (float, np.floating)):
-        if math.isnan(value):
-            return ""
-        return f"{0.0 if abs(value) < 1e-12 else float(value):.6g}"
-    return value
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    """Rows as CSV, columns of the first row, floats to 6 significant digits."""
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows({k: _fmt(v) for k, v in row.items()} for row in rows)
-
-
 def summary_figure(path: Path, rows: list[dict]) -> None:
     """Mean Δ per transform with its 95% bootstrap CI (identity, the control, first)."""
     import matplotlib
@@ -195,6 +174,13 @@ def summary_figure(path: Path, rows: list[dict]) -> None:
     plt.close(fig)
 
 
+def _fmt(value: object) -> object:
+    """Floats to 6 significant digits for the report, rounding noise as 0, NaN as a dash."""
+    if isinstance(value, (float, np.floating)):
+        return "—" if math.isnan(value) else f"{0.0 if abs(value) < 1e-12 else float(value):.6g}"
+    return value
+
+
 def _table(rows: list[dict], cols: list[str]) -> list[str]:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
@@ -209,7 +195,9 @@ def report_markdown(study: Study, summary: list[dict], categories: list[dict]) -
     lines = ["# TCAC: transformative caption analysis", "",
              f"Model: {rec['models']['clip']['model']} ({rec['models']['clip']['weights']}); "
              f"corpus: {rec['corpus']['kind']}, {len(study.corpus)} images, "
-             f"{len(study.texts)} distinct captions.", "",
+             f"{len(study.texts)} distinct captions"
+             + (f" (spread over {rec['corpus']['report']['spread_of']})"
+                if "spread_of" in rec["corpus"]["report"] else "") + ".", "",
              f"Pool: each image's captions and each one's {s['pool_neighbours']} nearest "
              f"captions by CLIP text cosine (mean pool size "
              f"{float((study.original.order >= 0).sum(axis=1).mean()):.1f}); top = {s['top']}; "
@@ -240,17 +228,22 @@ def report_markdown(study: Study, summary: list[dict], categories: list[dict]) -
 
 
 def write_all(out: Path, study: Study) -> dict[str, Path]:
-    """Every TCAC file under `out`; returns name -> path."""
+    """Every TCAC file under `out`, and thumbnails of the `show` cases per transform the atlas
+    shows; returns name -> path."""
     summary, categories = summary_rows(study), category_rows(study)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"summary": out / "summary.csv", "failure_types": out / "failure_types.csv",
              "figure": out / "summary.png", "report": out / "report.md"}
-    write_csv(paths["summary"], summary)
-    write_csv(paths["failure_types"], categories)
+    write_table(paths["summary"], summary, digits=6)
+    write_table(paths["failure_types"], categories, digits=6)
     for name in study.rankings:
         paths[name] = out / f"{name}.jsonl"
-        with open(paths[name], "w") as f:
-            f.writelines(json.dumps(case) + "\n" for case in cases(study, name))
+        found = cases(study, name)
+        write_jsonl(paths[name], found)
+        if name != "identity":
+            shown = {c["index"] for c in found[:study.show]}
+            write_thumbs(out / "thumbs", study.images, shown)
+            write_thumbs(out / "thumbs", study.transformed(name), shown, prefix=f"{name}-")
     summary_figure(paths["figure"], summary)
     paths["report"].write_text(report_markdown(study, summary, categories))
     return paths
