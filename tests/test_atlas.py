@@ -100,6 +100,19 @@ def test_cards_only_for_the_chosen_units(run):
     assert 'class="card"' in page.read_text()
 
 
+def test_cards_rendered_in_processes_are_the_sequential_ones(run, tmp_path, monkeypatch):
+    chosen = atlas.select_card_units(rundata.load_units(run), 1)[:3]
+    monkeypatch.setattr(atlas, "CARDS_PER_PROCESS", 1)
+    made = {}
+    for processes in (1, 2):
+        folder = tmp_path / str(processes)
+        monkeypatch.setattr(atlas, "card_path", lambda _r, block, unit, _f=folder:
+                            _f / f"{block}-{unit}.png")
+        atlas.render_cards(run, chosen, processes=processes)
+        made[processes] = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert len(made[1]) == 3 and made[1] == made[2]
+
+
 def test_pages_link_only_to_local_files_that_exist(run):
     out = RunDir(run).atlas
     pages = [out / "index.html", out / "blocks" / "layer1.0.html",

@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import multiprocessing
+import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,10 @@ from viz.pages import ASSETS, SPRITE_SETS, TEMPLATES, Site, card_relpath, file_s
 log = logging.getLogger(__name__)
 
 NF_READ_BATCH = 64
+#: Processes that render cards (a matplotlib figure is drawn on one core), and the fewest cards
+#: per process worth a process's start-up (its imports take seconds).
+CARD_PROCESSES = min(4, os.cpu_count() or 1)
+CARDS_PER_PROCESS = 8
 #: Which score picks the units of each type that get a rendered card.
 CARD_SCORE = {"color_chromatic": "f_color", "color_achromatic": "f_color", "color_word": "f_word",
               "color_multimodal": "f_word", "any_word": "max_words"}
@@ -113,13 +120,23 @@ def build_atlas(run: Path, *, cards_per_type: int = 1, thumb: int = 40) -> Path:
     return index
 
 
-def render_cards(run: Path, records: list[dict]) -> None:
-    """Render the cards of `records`, skipping cards already newer than neurons.csv."""
+def render_cards(run: Path, records: list[dict], processes: int | None = None) -> None:
+    """Render the cards of `records`, skipping cards already newer than neurons.csv; in
+    `processes` (default CARD_PROCESSES) spawned processes when there are enough of them."""
     csv_time = RunDir(run).neurons_csv.stat().st_mtime
-    for record in bar(records, desc="unit cards", unit="card"):
-        path = card_path(run, record["block"], record["unit"])
-        if not (path.exists() and path.stat().st_mtime >= csv_time):
+    todo = [(r, card_path(run, r["block"], r["unit"])) for r in records]
+    todo = [(r, p) for r, p in todo if not (p.exists() and p.stat().st_mtime >= csv_time)]
+    processes = CARD_PROCESSES if processes is None else processes
+    if processes < 2 or len(todo) < CARDS_PER_PROCESS * processes:
+        for record, path in bar(todo, desc="unit cards", unit="card"):
             card.write_card(run, record, path)
+        return
+    # spawn, not fork: the parent's zarr event-loop thread and torch's pools do not survive fork
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        jobs = [pool.submit(card.write_card, run, record, path) for record, path in todo]
+        for job in bar(as_completed(jobs), total=len(jobs), desc="unit cards", unit="card"):
+            job.result()
 
 
 def refresh_unit_page(run: Path, record: dict, units: list[dict]) -> None:
