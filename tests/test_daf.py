@@ -114,6 +114,15 @@ def test_exact_neighbours_match_brute_force_and_ignore_the_block_size():
 def test_ties_go_to_the_lower_index():
     x = np.array([[1, 0], [1, 0], [1, 0], [0, 1]], dtype=np.float32)
     assert nearest(x, 2).index.tolist() == [[1, 2], [0, 2], [0, 1], [0, 1]]
+    # cross ranks in a space full of tied rows: the position in a stable sort of the cosines
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(40, 4)).astype(np.float32)
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b = np.eye(4, dtype=np.float32)[rng.integers(0, 4, size=40)]
+    sim = b @ b.T - np.eye(40) * 9
+    rank = np.argsort(np.argsort(-sim, axis=1, kind="stable"), axis=1, kind="stable") + 1
+    cmp = compare(a, b, 5, block_rows=16)
+    np.testing.assert_array_equal(cmp.a_rank_in_b, np.take_along_axis(rank, cmp.a.index, 1))
 
 
 def test_category_effect_is_clip_only_minus_reference_only_mismatch():

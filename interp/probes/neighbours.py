@@ -91,16 +91,18 @@ class Comparison:
 
 def _ranks(sim: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Rank (1 = nearest, ties to the lower index) and cosine in `sim` of the columns `index`:
-    one sort per row, then binary search; rows with tied values are counted exactly."""
-    target = sim.gather(1, index).contiguous()
-    ordered = sim.sort(dim=1).values
-    right = torch.searchsorted(ordered, target, right=True)
-    left = torch.searchsorted(ordered, target, right=False)
-    rank = sim.shape[1] - right + 1
+    1 + the entries above it, one neighbour column at a time (counting beats sorting each row),
+    plus, where another entry has the same cosine, the tied ones at a lower column."""
+    target = sim.gather(1, index)
+    rank = torch.empty_like(index)
     cols = torch.arange(sim.shape[1], device=sim.device)
-    for r, j in (right - left > 1).nonzero().tolist():  # another column has the same cosine
-        tied = (sim[r] == target[r, j]) & (cols < index[r, j])
-        rank[r, j] += int(tied.sum())
+    for j in range(index.shape[1]):
+        value = target[:, j:j + 1]
+        above = torch.count_nonzero(sim > value, dim=1)
+        level = torch.count_nonzero(sim >= value, dim=1)
+        rank[:, j] = above + 1
+        for r in (level - above > 1).nonzero().flatten().tolist():
+            rank[r, j] += int(((sim[r] == value[r]) & (cols < index[r, j])).sum())
     return rank, target
 
 
