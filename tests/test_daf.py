@@ -109,6 +109,11 @@ def test_exact_neighbours_match_brute_force_and_ignore_the_block_size():
     rank = np.argsort(np.argsort(-(x[:, ::-1] @ x[:, ::-1].T - np.eye(203) * 9), axis=1,
                                  kind="stable"), axis=1) + 1
     np.testing.assert_array_equal(cmp.a_rank_in_b, np.take_along_axis(rank, cmp.a.index, 1))
+    shard = compare(x, x[:, ::-1].copy(), 7, block_rows=16, queries=range(50, 120))
+    for field in ("a_rank_in_b", "b_rank_in_a"):  # cosines: equal to the last float bit or so
+        np.testing.assert_array_equal(getattr(shard, field), getattr(cmp, field)[50:120])
+    np.testing.assert_allclose(shard.a_sim_in_b, cmp.a_sim_in_b[50:120], atol=1e-6)
+    np.testing.assert_array_equal(shard.b.index, cmp.b.index[50:120])
 
 
 def test_ties_go_to_the_lower_index():

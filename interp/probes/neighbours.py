@@ -16,6 +16,8 @@ from interp.errors import UsageError
 
 #: Query rows per block: block x N similarities are held at once (4096 x 100k floats = 1.6 GB).
 BLOCK_ROWS = 1024
+#: Similarities counted at once by the CPU's cross ranks (1 MB of floats, inside the cache).
+RANK_TILE = 2**18
 
 
 @dataclass
@@ -90,9 +92,18 @@ class Comparison:
 
 
 def _ranks(sim: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rank (1 = nearest, ties to the lower index) and cosine in `sim` of the columns `index`:
-    1 + the entries above it, one neighbour column at a time (counting beats sorting each row),
-    plus, where another entry has the same cosine, the tied ones at a lower column."""
+    """Rank (1 = nearest, ties to the lower index) and cosine in `sim` of the columns `index`,
+    on the CPU a few rows at a time: the k counting passes then stay in cache (5x faster at
+    100k columns)."""
+    rows = len(sim) if sim.is_cuda else max(1, RANK_TILE // sim.shape[1])
+    parts = [_ranks_of_rows(sim[a:a + rows], index[a:a + rows]) for a in range(0, len(sim), rows)]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _ranks_of_rows(sim: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """1 + the entries above each target, one neighbour column at a time (counting beats
+    sorting each row), plus, where another entry has the same cosine, the tied ones at a lower
+    column."""
     target = sim.gather(1, index)
     rank = torch.empty_like(index)
     cols = torch.arange(sim.shape[1], device=sim.device)
@@ -108,19 +119,25 @@ def _ranks(sim: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.
 
 @torch.no_grad()
 def compare(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, k: int, *,
-            device: str | torch.device = "cpu", block_rows: int = 256) -> Comparison:
+            device: str | torch.device = "cpu", block_rows: int = 256,
+            queries: range | None = None) -> Comparison:
     """Exact top-k of every query under both embeddings of the same images, in one pass over
-    the similarity matrices, with the cross ranks."""
+    the similarity matrices, with the cross ranks; `queries` (a contiguous range, default all
+    rows) computes only those, e.g. one shard of a large corpus, their rows in order."""
     xa, xb = _as_tensor(a, device), _as_tensor(b, device)
     if len(xa) != len(xb):
         raise ValueError(f"the two embeddings cover {len(xa)} and {len(xb)} images")
     check_k(k, len(xa))
-    n = len(xa)
+    queries = range(len(xa)) if queries is None else queries
+    if queries.step != 1 or not 0 <= queries.start <= queries.stop <= len(xa):
+        raise ValueError(f"queries {queries}: give a contiguous range of rows of {len(xa)}")
+    n = len(queries)
     out = {name: np.empty((n, k), dtype=dt) for name, dt in (
         ("ai", np.int64), ("as", np.float32), ("bi", np.int64), ("bs", np.float32),
         ("arb", np.int64), ("asb", np.float32), ("bra", np.int64), ("bsa", np.float32))}
     for start, stop in _blocks(n, block_rows):
-        sa, sb = _similarities(xa, start, stop), _similarities(xb, start, stop)
+        first, last = queries[start], queries[stop - 1] + 1
+        sa, sb = _similarities(xa, first, last), _similarities(xb, first, last)
         va, ia = _top(sa, k)
         vb, ib = _top(sb, k)
         rab, vab = _ranks(sb, ia)
