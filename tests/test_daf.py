@@ -17,6 +17,7 @@ from interp.errors import ChromaError, UsageError
 from interp.probes import discrepancy as dis
 from interp.probes.lexicon import Lexicon
 from interp.probes.neighbours import compare, nearest
+from tests import probe_pages
 from tests.planted_probes import GRAY
 
 PLANTED = ["--model", GRAY["model"], "--pretrained", "none", "--layers", "pool",
@@ -260,31 +261,10 @@ def test_synthetic_captions_say_what_the_image_shows():
 
 @pytest.mark.slow
 def test_the_atlas_has_a_probes_page_with_the_failure_cases(planted_run, tmp_path):
-    import shutil
-    from html.parser import HTMLParser
-
-    from interp.rundir import RunDir
-    from viz.atlas import build_atlas
-    from viz.synthetic import make_synthetic_run
-
-    run = make_synthetic_run(tmp_path / "run", {"layer1.0": 2})
-    shutil.copytree(planted_run / "daf", run / "daf")
-    RunDir(run).update({"daf": json.loads((planted_run / "run.json").read_text())["daf"]})
-    build_atlas(run, cards_per_type=0, thumb=10)
-    page = run / "atlas" / "probes.html"
-    assert 'href="probes.html"' in (run / "atlas" / "index.html").read_text()
-    assert "colour" in (run / "atlas" / "index.html").read_text()
-    sources = []
-
-    class Images(HTMLParser):
-        def handle_starttag(self, tag, attrs):
-            attrs = dict(attrs)
-            if tag == "img":
-                sources.append(attrs["src"])
-            if tag == "a" and attrs.get("href", "").startswith("../"):
-                sources.append(attrs["href"])
-
-    Images().feed(page.read_text())
+    page = probe_pages.probes_page(planted_run, "daf", tmp_path)
+    index = (page.parent / "index.html").read_text()
+    assert 'href="probes.html"' in index and "colour" in index
+    sources = probe_pages.local_links(page)
     assert sum("/thumbs/" in s for s in sources) >= 21  # a query and its 20 neighbours at least
     assert all((page.parent / s).exists() for s in sources), sources
     assert page.read_text().count('class="case"') == min(24, len(Run(planted_run).daf_failures()))

@@ -13,7 +13,7 @@ import pytest
 from interp.errors import ChromaError, UsageError
 from interp.probes import tcac as T
 from interp.rundir import RunDir
-from tests import planted_tcac
+from tests import planted_tcac, probe_pages
 
 COLOUR = {"model": "tests.planted_tcac:colour_reader", "pretrained": "none", "seed": 0,
           "layers": ["probe"]}
@@ -205,31 +205,11 @@ def test_pools_and_captions():
 
 @pytest.mark.slow
 def test_the_atlas_probes_page_shows_each_transform_before_and_after(colour_run, tmp_path):
-    import shutil
-    from html.parser import HTMLParser
-
-    from viz.atlas import build_atlas
-    from viz.synthetic import make_synthetic_run
-
     run, out, _ = colour_run
-    site = make_synthetic_run(tmp_path / "run", {"layer1.0": 2})
-    shutil.copytree(out, site / "tcac")
-    RunDir(site).update({"tcac": json.loads((run / "run.json").read_text())["tcac"]})
-    build_atlas(site, cards_per_type=0, thumb=10)
-    page = site / "atlas" / "probes.html"
-    assert 'href="probes.html"' in (site / "atlas" / "index.html").read_text()
-    sources = []
-
-    class Links(HTMLParser):
-        def handle_starttag(self, tag, attrs):
-            attrs = dict(attrs)
-            if tag == "img":
-                sources.append(attrs["src"])
-            if tag == "a" and attrs.get("href", "").startswith("../"):
-                sources.append(attrs["href"])
-
+    page = probe_pages.probes_page(run, "tcac", tmp_path)
+    assert 'href="probes.html"' in (page.parent / "index.html").read_text()
     html = page.read_text()
-    Links().feed(html)
+    sources = probe_pages.local_links(page)
     assert all((page.parent / s).exists() for s in sources), sources
     assert sum("/thumbs/" in s for s in sources) == 2 * 3 * (len(T.TRANSFORMS) - 1)
     assert html.count('class="case tcac"') == 3 * (len(T.TRANSFORMS) - 1)
