@@ -71,22 +71,24 @@ def tcac_context(run: Path, info: dict) -> dict | None:
                for r in _rows(out / "failure_types.csv")
                if r["transform"] != "identity" and r["q"] and float(r["q"]) < ALPHA]
     show = int(info.get("settings", {}).get("show", 0) or 0)
-    transforms = []
-    for r in summary:
-        name = r["transform"]
-        if name == "identity" or not (out / f"{name}.jsonl").exists():
-            continue
-        lines = (out / f"{name}.jsonl").read_text().splitlines()[:show]
-        cases = [_tcac_case(json.loads(line)) for line in lines]
-        transforms.append({"name": name, "row": r, "params": info.get(
-            "transform_params", {}).get(name, {}), "cases": [
-            c for c in cases if (out / "thumbs" / f"{c['index']}.jpg").exists()
-            and (out / "thumbs" / f"{name}-{c['index']}.jpg").exists()]})
+    transforms = [{"name": r["transform"], "row": r,
+                   "params": info.get("transform_params", {}).get(r["transform"], {}),
+                   "cases": _tcac_cases(out, r["transform"], show)}
+                  for r in summary if r["transform"] != "identity"]
     warnings = ["the CLIP model has random init (untrained weights): a control, not a finding "
                 "about a trained model"] if info.get("models", {}).get("clip", {}).get(
                     "random_init") else []
     return {"table": table, "shifts": shifts if len(shifts) > 1 else [], "info": info,
             "transforms": transforms, "warnings": warnings, "alpha": ALPHA}
+
+
+def _tcac_cases(out: Path, name: str, show: int) -> list[dict]:
+    """The first `show` cases of a transform whose thumbnails (before and after) exist."""
+    path = out / f"{name}.jsonl"
+    lines = path.read_text().splitlines()[:show] if path.exists() else []
+    cases = [_tcac_case(json.loads(line)) for line in lines]
+    return [c for c in cases if (out / "thumbs" / f"{c['index']}.jpg").exists()
+            and (out / "thumbs" / f"{name}-{c['index']}.jpg").exists()]
 
 
 def _tcac_case(case: dict) -> dict:

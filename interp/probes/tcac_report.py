@@ -194,10 +194,10 @@ def report_markdown(study: Study, summary: list[dict], categories: list[dict]) -
     s = rec["settings"]
     lines = ["# TCAC: transformative caption analysis", "",
              f"Model: {rec['models']['clip']['model']} ({rec['models']['clip']['weights']}); "
-             f"corpus: {rec['corpus']['kind']}, {len(study.corpus)} images, "
-             f"{len(study.texts)} distinct captions"
+             f"corpus: {rec['corpus']['kind']}, {len(study.corpus)} images"
              + (f" (spread over {rec['corpus']['report']['spread_of']})"
-                if "spread_of" in rec["corpus"]["report"] else "") + ".", "",
+                if "spread_of" in rec["corpus"]["report"] else "")
+             + f", {len(study.texts)} distinct captions.", "",
              f"Pool: each image's captions and each one's {s['pool_neighbours']} nearest "
              f"captions by CLIP text cosine (mean pool size "
              f"{float((study.original.order >= 0).sum(axis=1).mean()):.1f}); top = {s['top']}; "
