@@ -1,5 +1,6 @@
 """A resumable cache of image embeddings in a Zarr group: one array per (image set, model,
-preprocessing) key, filled batch by batch, each batch's row count recorded after it is written.
+preprocessing) key, filled batch by batch, each batch's row count recorded after it is written;
+text embeddings stored once per key; and the text tower that encodes them.
 
 Naming (RUN/naming/embeddings.zarr) and the probes (RUN/probes/embeddings.zarr) keep theirs
 here; the arrays are plain Zarr v3, readable without chromadissect.
@@ -11,13 +12,14 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import zarr
 
-from interp.inputs import Images, default_workers
+from interp.inputs import Images, autocast, default_workers
 from interp.progress import bar
 
 log = logging.getLogger(__name__)
@@ -29,12 +31,39 @@ def cache_key(spec: dict, model: dict) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
+@dataclass
+class TextTower:
+    """`encode(texts)` of a model: tokenizer + `owner.encode_text`, unit-norm float32."""
+
+    owner: torch.nn.Module
+    tokenizer: object
+    device: torch.device
+
+    @torch.no_grad()
+    def encode(self, texts: list[str], dtype: str = "float32") -> torch.Tensor:
+        tokens = self.tokenizer(texts)
+        if torch.is_tensor(tokens):
+            tokens = tokens.to(self.device)
+        with autocast(self.device, dtype):
+            emb = self.owner.encode_text(tokens)
+        return torch.nn.functional.normalize(emb.float().flatten(1), dim=-1)
+
+
 class EmbeddingCache:
     """Embeddings per (set spec, model): `{set}-{key}/embedding` (images, D) float32 and
     `{set}-{key}/rows`, the images encoded of each chunk (a chunk is encoded as one batch)."""
 
     def __init__(self, root: Path) -> None:
         self.root = zarr.open_group(str(root), mode="a")
+
+    def stored(self, path: str, compute: Callable[[], np.ndarray],
+               dimension_names: tuple[str, str], attributes: dict) -> np.ndarray:
+        """The array at `path`, computed and written on first use (text embeddings: a few
+        thousand rows, encoded in one go)."""
+        if path not in self.root:
+            self.root.create_array(path, data=np.asarray(compute(), dtype=np.float32),
+                                   dimension_names=dimension_names, attributes=attributes)
+        return np.asarray(self.root[path][:])
 
     def arrays(self, name: str, key: str, n: int, dim: int, chunk: int, spec: dict):
         """The (embedding, rows) arrays of one set, created on first use: `rows[c]` images of

@@ -9,7 +9,7 @@ import torch
 import zarr
 
 from interp import embeddings
-from interp.embeddings import cache_key
+from interp.embeddings import TextTower, cache_key
 from interp.errors import ChromaError
 from interp.inputs import autocast, batch_to_input
 from interp.models import LoadedModel
@@ -29,10 +29,7 @@ def require_text_tower(loaded: LoadedModel) -> None:
 def text_embeddings(loaded: LoadedModel, template: str, dtype: str = "float32") -> torch.Tensor:
     """(11, D) unit-norm float32 embeddings of the template's prompts, in COLOR_TERMS order."""
     require_text_tower(loaded)
-    tokens = loaded.tokenizer(prompts(template)).to(loaded.device)
-    with autocast(loaded.device, dtype):
-        emb = loaded.clip.encode_text(tokens)
-    return torch.nn.functional.normalize(emb.float(), dim=-1)
+    return TextTower(loaded.clip, loaded.tokenizer, loaded.device).encode(prompts(template), dtype)
 
 
 def embedding_dim(loaded: LoadedModel, dtype: str) -> int:
@@ -47,12 +44,9 @@ class EmbeddingCache(embeddings.EmbeddingCache):
     def prompts(self, loaded: LoadedModel, template: str, dtype: str) -> torch.Tensor:
         """(11, D) prompt embeddings of a template, from `text/{key}` or encoded and stored."""
         key = cache_key({"template": template}, {**loaded.describe(), "dtype": dtype})
-        path = f"text/{key}"
-        if path not in self.root:
-            emb = text_embeddings(loaded, template, dtype).cpu().numpy()
-            self.root.create_array(path, data=emb, dimension_names=("prompt", "feature"),
-                                   attributes={"template": template})
-        return torch.from_numpy(self.root[path][:])
+        emb = self.stored(f"text/{key}", lambda: text_embeddings(loaded, template, dtype).cpu(),
+                          ("prompt", "feature"), {"template": template})
+        return torch.from_numpy(emb)
 
 
 @torch.no_grad()

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from interp.embeddings import EmbeddingCache, cache_key
+from interp.embeddings import EmbeddingCache, TextTower, cache_key
 from interp.errors import ChromaError, UsageError
-from interp.inputs import DTYPES, autocast
+from interp.inputs import DTYPES
 from interp.models import LoadedModel
 from interp.probes.common import corpus_record, embedding_cache, open_corpus, run_loaded
 from interp.probes.encoders import clip_encoder
@@ -144,24 +144,6 @@ class TransformedImages:
 
 # --- the text side ------------------------------------------------------------------------
 
-@dataclass
-class TextTower:
-    """`encode(texts)` of the run's model: tokenizer + encode_text, unit-norm float32."""
-
-    owner: torch.nn.Module
-    tokenizer: object
-    device: torch.device
-
-    @torch.no_grad()
-    def encode(self, texts: list[str], dtype: str = "float32") -> torch.Tensor:
-        tokens = self.tokenizer(texts)
-        if torch.is_tensor(tokens):
-            tokens = tokens.to(self.device)
-        with autocast(self.device, dtype):
-            emb = self.owner.encode_text(tokens)
-        return torch.nn.functional.normalize(emb.float().flatten(1), dim=-1)
-
-
 def text_tower(loaded: LoadedModel) -> TextTower:
     """The model's text side (its own `tokenizer` attribute first), or a one-line refusal; a
     factory's module without `visual` may carry encode_text itself."""
@@ -192,14 +174,12 @@ def caption_embeddings(tower: TextTower, texts: list[str], cache: EmbeddingCache
     listing = hashlib.sha1(json.dumps(texts).encode()).hexdigest()
     key = cache_key({"captions": listing, "n": len(texts)}, {**identity, "dtype": dtype,
                                                              "tower": "text"})
-    path = f"text-{key}"
-    if path not in cache.root:
-        parts = [tower.encode(texts[a:a + TEXT_BATCH], dtype).cpu().numpy()
-                 for a in range(0, len(texts), TEXT_BATCH)]
-        cache.root.create_array(path, data=np.concatenate(parts).astype(np.float32),
-                                dimension_names=("caption", "feature"),
-                                attributes={"captions_sha1": listing, "n": len(texts)})
-    return np.asarray(cache.root[path][:])
+    def encode() -> np.ndarray:
+        return np.concatenate([tower.encode(texts[a:a + TEXT_BATCH], dtype).cpu().numpy()
+                               for a in range(0, len(texts), TEXT_BATCH)])
+
+    return cache.stored(f"text-{key}", encode, ("caption", "feature"),
+                        {"captions_sha1": listing, "n": len(texts)})
 
 
 # --- pools and rankings -------------------------------------------------------------------
