@@ -18,9 +18,10 @@ import numpy as np
 import torch
 
 from interp import distributed, progress, store
+from interp.batches import RenderedBatches
 from interp.errors import UsageError
 from interp.hooks import Recorder, gather, reduction_hooks, split_blocks
-from interp.inputs import Images, autocast, batch_to_input, default_workers, prepare, to_input
+from interp.inputs import autocast, batch_to_input, host_threads, prepare, to_input
 from interp.models import unit_counts
 from interp.rundir import MODEL_KEYS, RunDir
 from interp.units import model_unit
@@ -209,11 +210,8 @@ class _Loop:
         return assembler
 
 
-def _extract_set(loop: _Loop, g, d, s, name: str, chunk: int, batch_size: int, workers: int,
-                 store_root: Path) -> dict:
-    from torch.utils.data import DataLoader
-
-
+def _extract_set(loop: _Loop, g, d, s, name: str, chunk: int, batch_size: int,
+                 threads: tuple[int, int], store_root: Path) -> dict:
     n = len(s)
     pending = np.flatnonzero(~store.completed_chunks(g))
     mine = my_chunks(pending, d)
@@ -222,10 +220,11 @@ def _extract_set(loop: _Loop, g, d, s, name: str, chunk: int, batch_size: int, w
              -(-n // chunk), store_root, name)
     start = time.perf_counter()
     if mine:
-        loader = DataLoader(Images(s), batch_sampler=list(batches_of(mine, chunk, batch_size, n)),
-                            num_workers=workers, pin_memory=loop.device.type == "cuda")
+        workers, writers = threads
+        loader = RenderedBatches(s, list(batches_of(mine, chunk, batch_size, n)), workers,
+                                 pin=loop.device.type == "cuda")
         chunks = store.ChunkStore(g, store_root)
-        writer = ChunkWriter(chunks.write)
+        writer = ChunkWriter(chunks.write, threads=writers)
         bar = progress.bar(total=n, initial=n - left, unit="img", desc=f"extract {name}",
                            hide=not d.is_main)
         try:
@@ -237,6 +236,7 @@ def _extract_set(loop: _Loop, g, d, s, name: str, chunk: int, batch_size: int, w
         finally:
             bar.close()
             chunks.close()
+            loader.close()
     distributed.barrier(d)
     seconds = time.perf_counter() - start
     return {"images": left, "seconds": round(seconds, 3),
@@ -248,12 +248,13 @@ def extract(run_dir: str | os.PathLike, model_settings: dict | None = None,
             *, samples_per_combo: int = 500, limit: int | None = None,
             natural_dir: str | os.PathLike | None = None, batch_size: int = 64,
             device: str = "cpu", dtype: str = "float32", workers: int | None = None,
-            compile: bool = False, chunk_images: int | None = None, stimulus_seed: int = 0
-            ) -> Path:
+            writers: int | None = None, compile: bool = False, chunk_images: int | None = None,
+            stimulus_seed: int = 0) -> Path:
     """Extract the reductions of every hooked block for `sets` into RUN/activations.zarr.
 
     `model_settings`: keyword arguments of `load_model` (model, pretrained, seed, layers).
     Resumable: completed chunks are skipped. Works as one process or under torchrun.
+    `workers` render stimuli, `writers` compress and write chunks (defaults: `host_threads`).
     """
     from interp.models import load_model, resolve_device
     from stimuli import get_set
@@ -264,8 +265,7 @@ def extract(run_dir: str | os.PathLike, model_settings: dict | None = None,
         run = RunDir(run_dir)
         model_settings = model_kwargs(model_settings or {})
         chunk = chunk_size_for(batch_size, chunk_images)
-        if workers is None:
-            workers = default_workers(dev, d.world)
+        threads = host_threads(dev, d.world, workers, writers)
         with ExitStack() as stack:
             # the lock first: a second writer is refused before minutes of model loading
             on_main(d, lambda: stack.enter_context(run.lock()))
@@ -275,7 +275,7 @@ def extract(run_dir: str | os.PathLike, model_settings: dict | None = None,
                                   natural_dir=natural_dir) for name in sets}
             on_main(d, lambda: _record_settings(run, loaded, model_settings, stim, dtype,
                                                 batch_size, chunk, stimulus_seed))
-            _extract_all(run, loaded, stim, d, dev, dtype, batch_size, chunk, workers, compile)
+            _extract_all(run, loaded, stim, d, dev, dtype, batch_size, chunk, threads, compile)
         return run.activations
     finally:
         distributed.finish(d)
@@ -292,7 +292,7 @@ def on_main(d: distributed.Dist, step) -> None:
     distributed.share_outcome(d, error)
 
 
-def _extract_all(run: RunDir, loaded, stim: dict, d, dev, dtype, batch_size, chunk, workers,
+def _extract_all(run: RunDir, loaded, stim: dict, d, dev, dtype, batch_size, chunk, threads,
                  compile) -> None:
     infos = probe_blocks(loaded, dev)
     root = None
@@ -306,7 +306,7 @@ def _extract_all(run: RunDir, loaded, stim: dict, d, dev, dtype, batch_size, chu
         loop = _Loop(fn, recorder, loaded, infos, dev, dtype)
         for name, s in stim.items():
             g = _open_set(root, d, name, s, chunk, infos)
-            timing = _extract_set(loop, g, d, s, name, chunk, batch_size, workers, run.activations)
+            timing = _extract_set(loop, g, d, s, name, chunk, batch_size, threads, run.activations)
             if d.is_main:
                 run.update({"timings": {"extract": {name: timing}}})
     if d.is_main:

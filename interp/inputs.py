@@ -184,3 +184,35 @@ def default_workers(device: torch.device, processes: int = 1) -> int:
     if device.type == "cpu":
         return 0
     return max(0, (os.cpu_count() or 1) // processes - 1)
+
+
+#: share of a GPU host's spare cores that render; the writers block in fsync as much as they
+#: compute, so they get two threads per remaining core (bench/host.py: a Stroop image costs
+#: about 0.5 ms of CPU to render into the batch ring and 0.3 ms to compress and write)
+RENDER_SHARE = 0.6
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, e.g. under taskset or a scheduler)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def host_threads(device: torch.device, processes: int = 1, workers: int | None = None,
+                 writers: int | None = None) -> tuple[int, int]:
+    """(rendering workers, chunk-writer threads) of one extraction process.
+
+    On CPU the model uses every core: no workers, one writer. On a GPU the cores of this process
+    but one (the loop's own) are shared: RENDER_SHARE of them render, and two writer threads per
+    remaining core (at least 4) compress and write. Given numbers are kept as given.
+    """
+    if device.type == "cpu":
+        return (0 if workers is None else workers), (1 if writers is None else writers)
+    spare = max(2, usable_cores() // processes - 1)
+    if workers is None:
+        workers = max(1, round(spare * RENDER_SHARE))
+    if writers is None:
+        writers = max(4, 2 * (spare - workers))
+    return workers, writers

@@ -1,7 +1,9 @@
-"""Background chunk writer: compression and disk writes happen off the model's thread.
+"""Background chunk writers: compression and disk writes happen off the model's thread.
 
-Batches are gathered into whole chunks (a writer owns whole chunks, never part of one), handed to
-one thread through a bounded queue; an error in the thread stops the producer at its next call.
+Batches are gathered into whole chunks, handed through a bounded queue to `threads` writer
+threads; each thread writes whole chunks (never part of one), so chunks land in parallel and in
+any order, each with its own completion mark. An error in any thread stops the producer at its
+next call. Compression releases the GIL (numcodecs' Blosc), so the threads use separate cores.
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ _STOP = object()
 
 
 class ChunkWriter:
-    """Runs `write(chunk_index, arrays)` in a background thread, at most `depth` chunks behind."""
+    """Runs `write(chunk_index, arrays)` in `threads` background threads, at most `depth` chunks
+    queued beyond those being written (default: one per thread)."""
 
-    def __init__(self, write: Callable[[int, BlockArrays], None], depth: int = 2) -> None:
+    def __init__(self, write: Callable[[int, BlockArrays], None], threads: int = 1,
+                 depth: int | None = None) -> None:
         self._write = write
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue = queue.Queue(maxsize=depth or max(2, threads))
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="chunk-writer", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name=f"chunk-writer-{i}", daemon=True)
+                         for i in range(max(1, threads))]
+        for thread in self._threads:
+            thread.start()
 
     def _run(self) -> None:
         while True:
@@ -52,15 +58,19 @@ class ChunkWriter:
         self._raise_if_failed()
         self._queue.put((chunk, arrays))
 
+    def _stop(self) -> None:
+        for _ in self._threads:
+            self._queue.put(_STOP)
+        for thread in self._threads:
+            thread.join()
+
     def abort(self) -> None:
         """Stop after the chunks already queued (whole chunks only), without raising."""
-        self._queue.put(_STOP)
-        self._thread.join()
+        self._stop()
 
     def close(self) -> None:
         """Wait for every queued chunk to be written; raise if any write failed."""
-        self._queue.put(_STOP)
-        self._thread.join()
+        self._stop()
         self._raise_if_failed()
 
 
@@ -78,7 +88,9 @@ class ChunkAssembler:
         return self.count >= self.size
 
     def arrays(self) -> BlockArrays:
-        """The chunk's arrays, batches concatenated along images."""
+        """The chunk's arrays, batches concatenated along images (one batch: as it is)."""
+        if len(self._parts) == 1:
+            return self._parts[0]
         blocks = self._parts[0].keys()
         return {
             b: tuple(np.concatenate([p[b][k] for p in self._parts]) for k in range(3))

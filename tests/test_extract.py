@@ -108,21 +108,21 @@ def test_resume_after_kill_9_is_bit_identical(tmp_path, reference):
 
 
 def test_failed_write_stops_with_clear_error_and_resumes(tmp_path, reference, monkeypatch):
-    real_put, calls = store.ChunkStore._put, []
+    real_put, calls = store.ChunkFile.put, []
 
-    def failing(self, arr, chunk, values):
+    def failing(self, chunk, values):
         calls.append(chunk)
-        if chunk == 2 and arr.path.endswith("layer3.0/mean"):
+        if chunk == 2 and self.arr.path.endswith("layer3.0/mean"):
             raise OSError(28, "No space left on device")
-        real_put(self, arr, chunk, values)
+        real_put(self, chunk, values)
 
-    monkeypatch.setattr(store.ChunkStore, "_put", failing)
+    monkeypatch.setattr(store.ChunkFile, "put", failing)
     with pytest.raises(ChromaError, match="No space left.*rerun the same command to resume"):
         run_in_process(tmp_path)
     with RunDir(tmp_path).lock():  # released on the error
         pass
     assert 2 in calls
-    monkeypatch.setattr(store.ChunkStore, "_put", real_put)
+    monkeypatch.setattr(store.ChunkFile, "put", real_put)
     assert store.completed_chunks(store.open_store(tmp_path)["shapes"]).sum() == 2
     run_in_process(tmp_path)
     assert_identical(arrays(tmp_path), reference)

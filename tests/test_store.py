@@ -92,3 +92,40 @@ def test_open_missing_store_says_what_to_run(tmp_path):
 
     with pytest.raises(ChromaError, match="chromadissect extract"):
         store.open_store(tmp_path)
+
+
+def _zarr_written_twin(tmp_path, name: str, shape, chunks, dtype, values, chunk: int):
+    """The same array written by zarr itself; returns (ours, zarr's) chunk file bytes."""
+    root = zarr.open_group(tmp_path / name, mode="a")
+    arrays = [store._array(root, kind, shape, chunks, dtype, ("images", "units", "yx")[:len(shape)],
+                           "u") for kind in ("direct", "zarr")]
+    writer = store.ChunkFile.for_array(arrays[0], tmp_path / name)
+    assert writer is not None
+    writer.put(chunk, values)
+    arrays[1][chunk * chunks[0]:chunk * chunks[0] + len(values)] = values
+    key = arrays[0].metadata.encode_chunk_key((chunk,) + (0,) * (len(shape) - 1))
+    return [(tmp_path / name / a.path / key).read_bytes() for a in arrays], arrays
+
+
+@pytest.mark.parametrize("dtype,shape,chunks", [
+    (np.float16, (10, 7), (4, 7)),
+    (np.uint8, (10, 7, 2), (4, 7, 2)),
+])
+@pytest.mark.parametrize("chunk,n", [(0, 4), (2, 2)])  # a whole chunk and the short edge one
+def test_direct_chunk_files_are_zarrs_own_bytes(tmp_path, dtype, shape, chunks, chunk, n):
+    rng = np.random.default_rng(1)
+    values = (rng.random((n, *shape[1:])) * 50).astype(dtype)
+    (ours, theirs), arrays = _zarr_written_twin(tmp_path, "z", shape, chunks, dtype, values, chunk)
+    assert ours == theirs
+    start = chunk * chunks[0]
+    np.testing.assert_array_equal(arrays[0][start:start + n], values)
+
+
+def test_other_codecs_are_written_through_zarr(tmp_path):
+    root = zarr.open_group(tmp_path, mode="a")
+    arr = root.create_array("x", shape=(8, 3), chunks=(4, 3), dtype=np.float32, fill_value=0,
+                            compressors=zarr.codecs.ZstdCodec(level=1))
+    assert store.ChunkFile.for_array(arr, tmp_path) is None
+    put = store._chunk_writer(arr, tmp_path)
+    put(1, np.ones((4, 3), np.float32))
+    np.testing.assert_array_equal(arr[4:], 1)

@@ -14,7 +14,7 @@ from interp.cli.options import (
 )
 
 OWN = ("sets", "samples_per_combo", "natural_dir", "limit", "stimulus_seed", "batch_size", "dtype",
-       "workers", "compile", "chunk_images")
+       "workers", "writers", "compile", "chunk_images")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -95,6 +95,8 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
                           "help": "autocast dtype of the forward pass, one of %(dtype_names)s"}),
     "workers": ("--workers", {"type": int, "metavar": "N", "help": "stimulus-rendering "
                               "processes"}),
+    "writers": ("--writers", {"type": positive_int, "metavar": "N", "help": "threads compressing "
+                              "and writing store chunks, each owning whole chunks"}),
     "compile": ("--compile", {"action": "store_true", "help": "torch.compile the hooked model "
                               "(worth it on GPU)"}),
     "chunk_images": ("--chunk-images", {"type": positive_int, "metavar": "N",
@@ -185,7 +187,8 @@ MODEL_OPTIONS = ("model", "pretrained", "seed", "layers")
 
 #: how help texts say a default of None, per option
 NONE_MEANS = {"layers": "every bottleneck block", "limit": "all images", "natural_dir":
-              "the bundled crops", "workers": "0 on CPU, cores - 1 on GPU", "chunk_images":
+              "the bundled crops", "workers": "0 on CPU, 3/5 of the spare cores on GPU",
+              "writers": "1 on CPU, 2 per other spare core on GPU (at least 4)", "chunk_images":
               "about 256 images", "sets": "every set the step needs",
               "images": "the offline corpus", "captions": "none", "corpus_size":
               "1000 offline, all of --images", "reference_weights":

@@ -16,7 +16,7 @@ from interp.cli.options import MODEL_OPTIONS, OPTIONS, add_common, add_options, 
 #: options of `run` beyond the common ones, in help order
 OWN = tuple(dict.fromkeys((
     "sets", "samples_per_combo", "natural_dir", "limit", "stimulus_seed", "batch_size", "dtype",
-    "workers", "compile", "chunk_images", "top_n", "n_permutations", "csi_gray",
+    "workers", "writers", "compile", "chunk_images", "top_n", "n_permutations", "csi_gray",
     "min_n_eff_fraction", "nf_max_side", "experiments", *daf.CORPUS, *daf.OWN,
     *tcac.OWN,
     "cards_per_type", "thumb")))
