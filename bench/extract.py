@@ -29,15 +29,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from interp import store  # noqa: E402
+from interp.batches import RenderedBatches  # noqa: E402
 from interp.extract import _Loop, batches_of, probe_blocks  # noqa: E402
 from interp.hooks import Recorder, reduce_map, reduction_hooks, trace  # noqa: E402
-from interp.inputs import (  # noqa: E402
-    Images,
-    autocast,
-    default_workers,  # noqa: E402
-    to_input,
-    uses_channels_last,
-)
+from interp.inputs import autocast, host_threads, to_input, uses_channels_last  # noqa: E402
 from interp.models import load_model, resolve_device  # noqa: E402
 from interp.rundir import RunDir  # noqa: E402
 from interp.writer import ChunkWriter  # noqa: E402
@@ -129,12 +124,11 @@ def pipeline(loaded, fn, recorder, infos, s, args, device, workdir: Path
     n = (args.batches + 1) * args.batch_size
     chunk = 2 * args.batch_size
     g = store.create_set(root, "bench", n, chunk, infos, {"i": torch.arange(n).numpy()}, {}, {})
-    loader = torch.utils.data.DataLoader(
-        Images(s),
-        batch_sampler=list(batches_of(range(-(-n // chunk)), chunk, args.batch_size, n)),
-        num_workers=args.workers, pin_memory=device.type == "cuda")
+    loader = RenderedBatches(s, list(batches_of(range(-(-n // chunk)), chunk, args.batch_size, n)),
+                             args.workers, pin=device.type == "cuda")
     timer = SteadyTimer(loader, device)
-    writer = ChunkWriter(lambda c, a: store.write_chunk(g, RunDir(workdir).activations, c, a))
+    writer = ChunkWriter(store.ChunkStore(g, RunDir(workdir).activations).write,
+                         threads=args.writers)
     loop = _Loop(fn, recorder, loaded, infos, device, args.dtype)
 
     class NoBar:
@@ -143,6 +137,7 @@ def pipeline(loaded, fn, recorder, infos, s, args, device, workdir: Path
     workers_cpu = cpu_seconds(children=True)
     loop.run(timer, writer, n, chunk, NoBar())
     writer.close()
+    loader.close()
     sync(device)
     wall = time.perf_counter() - timer.start
     cpu = cpu_seconds() - timer.cpu + cpu_seconds(children=True) - workers_cpu
@@ -198,6 +193,8 @@ def main() -> None:
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     p.add_argument("--workers", type=int, default=None,
                    help="DataLoader rendering workers (default: as extract: 0 on CPU)")
+    p.add_argument("--writers", type=int, default=None,
+                   help="chunk-writer threads (default: as extract: 1 on CPU)")
     p.add_argument("--set", default="shapes", help="stimulus set rendered by (b) and (c)")
     p.add_argument("--compile", action="store_true", help="torch.compile all three modes")
     p.add_argument("--store", type=Path, default=None, metavar="RUN",
@@ -208,8 +205,7 @@ def main() -> None:
         return
 
     device = resolve_device(args.device)
-    if args.workers is None:
-        args.workers = default_workers(device)
+    args.workers, args.writers = host_threads(device, 1, args.workers, args.writers)
     loaded = load_model(args.model, "none", device=device)
     s = get_set(args.set, samples_per_combo=1, image_size=loaded.image_size)
     x = to_input(np.stack([s.render(i) for i in range(args.batch_size)]), loaded)
@@ -271,7 +267,7 @@ def main() -> None:
         "batch_size": args.batch_size, "batches": args.batches, "repeats": args.repeats,
         "image_size": loaded.image_size, "blocks": len(loaded.blocks),
         "units": sum(i.n_units for i in infos.values()), "threads": torch.get_num_threads(),
-        "workers": args.workers, "compile": args.compile,
+        "workers": args.workers, "writers": args.writers, "compile": args.compile,
         "bare_forward_form": plain[2:], "extract_form": extract_fmt,
         "img_s": {k: round(v, 3) for k, v in med.items()},
         "img_s_rounds": {k: [round(r, 3) for r in v] for k, v in rates.items()},
