@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_RUN ?= runs/demo
 
-.PHONY: install test lint demo bench clean browser
+.PHONY: install test lint demo bench clean browser gpu-wheels gpu-dry-run
 
 install: $(STAMP)
 
@@ -41,6 +41,15 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/stimuli.py
 	$(PY) bench/extract.py
+
+# Wheels of what the lent GPU machine's python3 lacks (open_clip, zarr, numcodecs, captum, ...), into
+# the git-ignored .whl/ that `bash bench/gpu.sh` installs there (docs/extraction.md, "GPU").
+gpu-wheels: $(STAMP)
+	PYTHON=$(PY) bash bench/gpu_wheels.sh
+
+# bench/gpu.sh's steps on CPU with the tiny CLIP: known to work before a GPU is lent (about 1 min).
+gpu-dry-run: $(STAMP)
+	PYTHON=$(PY) bash bench/gpu.sh --cpu-dry-run
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
