@@ -81,8 +81,7 @@ def test_run_command_and_the_steps_from_python_give_identical_results(tmp_path, 
     by_steps.analyze(top_n=4, n_permutations=200, batch_size=12)
     by_steps.naming(samples_per_combo=1, limit=12, batch_size=12)
     by_steps.daf(**DAF, batch_size=12)
-    by_steps.tcac(**TCAC, batch_size=12)
-    by_steps.atlas(cards_per_type=0)
+    by_steps.tcac(**TCAC, batch_size=12)  # Run.atlas: `run` above calls it
     for store in ("activations.zarr", "analysis.zarr", "naming/embeddings.zarr",
                   "probes/embeddings.zarr"):
         a, b = _arrays(tmp_path / "steps" / store), _arrays(run / store)
