@@ -76,7 +76,7 @@ class StandInDevice(_Loop):
         torch.empty_like(images).copy_(images)
         host = self.batches[self.calls % len(self.batches)]
         self.calls += 1
-        return tuple(t[:len(images)] for t in host), None
+        return tuple(t[:len(images)] for t in host)
 
 
 def stand_in_batches(ref: dict, batch_size: int, count: int = 4) -> list[tuple[torch.Tensor, ...]]:

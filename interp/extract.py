@@ -173,18 +173,15 @@ class _Loop:
         self.blocks = list(infos)
 
     def forward(self, images: torch.Tensor):
-        """Forward one batch; returns its reductions on the way to the host (copy in flight)."""
+        """Forward one batch; returns its reductions on the way to the host (copy in flight:
+        `split_blocks` waits for it)."""
         with torch.inference_mode(), autocast(self.device, self.dtype):
             self.fn(batch_to_input(images, self.loaded, self.device))
-            host = gather(self.recorder, self.blocks)
-        event = None
-        if self.device.type == "cuda":
-            event = torch.cuda.Event()
-            event.record()
-        return host, event
+            return gather(self.recorder, self.blocks)
 
     def run(self, loader, writer: ChunkWriter, n: int, chunk: int, bar) -> int:
-        """Every batch of the loader; the host side of batch k runs while batch k+1 computes."""
+        """Every batch of the loader; the host side of batch k runs while batch k+1 computes.
+        A batch's images are used until the next is taken (`RenderedBatches` keeps two)."""
         assembler, pending, done = None, None, 0
         for images, index in loader:
             current = (self.forward(images), int(index[0]), len(index))
@@ -198,9 +195,7 @@ class _Loop:
         return done
 
     def _collect(self, pending, assembler, writer, n, chunk):
-        (host, event), first, _count = pending
-        if event is not None:
-            event.synchronize()
+        host, first, _count = pending
         c = first // chunk
         if assembler is None or assembler.chunk != c:
             assembler = ChunkAssembler(c, min(chunk, n - c * chunk))

@@ -161,12 +161,12 @@ def test_batches_arrive_pinned_and_copies_land(tmp_path, monkeypatch, cpu_stroop
     seen, forward = [], _Loop.forward
 
     def spy(self, images):
-        host, event = forward(self, images)
-        seen.append((images.is_pinned(), all(t.is_pinned() for t in host), event is not None))
-        return host, event
+        host = forward(self, images)
+        seen.append((images.is_pinned(), all(t.is_pinned() for t in host), host.ready is not None))
+        return host
 
     monkeypatch.setattr(_Loop, "forward", spy)
-    Run(tmp_path).extract(**{**STROOP, "workers": 2}, device="cuda")  # the pin-memory thread
+    Run(tmp_path).extract(**{**STROOP, "workers": 2}, device="cuda")  # the ring, page-locked
     assert seen == [(True, True, True)] * 2, seen
     assert_runs_close(arrays(tmp_path, "stroop"), cpu_stroop, 1e-2, 0.9)
 
