@@ -1,7 +1,7 @@
 """`chromadissect extract`: stimuli -> hooked model -> `RUN/activations.zarr`, resumable.
 
 Batches never straddle a chunk (so a resumed chunk is computed from the same batches, bit for
-bit); each process (torchrun rank) owns whole chunks; a background thread writes them.
+bit); each process (torchrun rank) owns whole chunks; writer threads write them, each whole chunks.
 """
 
 from __future__ import annotations
@@ -230,7 +230,6 @@ def _extract_set(loop: _Loop, g, d, s, name: str, chunk: int, batch_size: int,
             raise
         finally:
             bar.close()
-            chunks.close()
             loader.close()
     distributed.barrier(d)
     seconds = time.perf_counter() - start

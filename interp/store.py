@@ -219,9 +219,6 @@ class ChunkStore:
                 self.files[block, kind](chunk, values)
         self.mark(chunk, np.ones(1, np.uint8))  # only once every array above is fsynced
 
-    def close(self) -> None:
-        """Nothing to release; kept so callers need not know."""
-
 
 def _chunk_writer(arr: zarr.Array, store_root: Path):
     """`put(chunk, values)` for one array: the direct file path where it applies, else zarr's."""
