@@ -127,8 +127,7 @@ def pipeline(loaded, fn, recorder, infos, s, args, device, workdir: Path
     loader = RenderedBatches(s, list(batches_of(range(-(-n // chunk)), chunk, args.batch_size, n)),
                              args.workers, pin=device.type == "cuda")
     timer = SteadyTimer(loader, device)
-    writer = ChunkWriter(store.ChunkStore(g, RunDir(workdir).activations).write,
-                         threads=args.writers)
+    writer = ChunkWriter(store.ChunkStore(g).write, threads=args.writers)
     loop = _Loop(fn, recorder, loaded, infos, device, args.dtype)
 
     class NoBar:

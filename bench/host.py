@@ -42,7 +42,6 @@ from interp import store  # noqa: E402
 from interp.batches import RenderedBatches  # noqa: E402
 from interp.extract import _Loop, batches_of  # noqa: E402
 from interp.inputs import host_threads  # noqa: E402
-from interp.rundir import RunDir  # noqa: E402
 from interp.writer import ChunkWriter  # noqa: E402
 from stimuli import get_set  # noqa: E402
 
@@ -124,7 +123,7 @@ def one_config(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-host-", dir=args.workdir) as tmp:
         root = store.open_store(tmp, mode="a")
         g = store.create_set(root, "bench", n, chunk, infos, {"i": np.arange(n)}, {}, {})
-        timed = TimedWrite(store.ChunkStore(g, RunDir(tmp).activations).write)
+        timed = TimedWrite(store.ChunkStore(g).write)
         writer = _TimedSubmit(timed, threads=args.writers)
         step = max(1, len(s) // n)
         order = [i * step % len(s) for i in range(n)]

@@ -218,7 +218,7 @@ def _extract_set(loop: _Loop, g, d, s, name: str, chunk: int, batch_size: int,
         workers, writers = threads
         loader = RenderedBatches(s, list(batches_of(mine, chunk, batch_size, n)), workers,
                                  pin=loop.device.type == "cuda")
-        chunks = store.ChunkStore(g, store_root)
+        chunks = store.ChunkStore(g)
         writer = ChunkWriter(chunks.write, threads=writers)
         bar = progress.bar(total=n, initial=n - left, unit="img", desc=f"extract {name}",
                            hide=not d.is_main)

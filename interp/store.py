@@ -26,7 +26,7 @@ from interp.rundir import RunDir
 
 FORMAT = "chromadissect-activations/1"
 #: lz4 over bit-shuffled values: 19x faster to write than zstd-3 (0.08 vs 1.5 ms per RN50 image
-#: per core) and 3x faster to read, for 8% more disk (0.70 of raw vs 0.65); bench/host.py
+#: per core), faster to read, for 3% more disk (59.7 vs 57.9 GB at paper scale; docs/formats.md)
 COMPRESSOR = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
 WRITE_CONFIG = {"write_empty_chunks": True}  # a chunk equal to the fill value is still written
 VALUE_DTYPE = np.float16
@@ -148,13 +148,13 @@ class ChunkFile:
     which then go through zarr. tests/test_store.py checks the files are byte-identical to zarr's.
     """
 
-    def __init__(self, arr: zarr.Array, store_root: Path, blosc: numcodecs.Blosc) -> None:
-        self.arr, self.root, self.blosc = arr, store_root / arr.path, blosc
+    def __init__(self, arr: zarr.Array, blosc: numcodecs.Blosc) -> None:
+        self.arr, self.root, self.blosc = arr, Path(arr.store.root) / arr.path, blosc
         self.chunk_shape = arr.metadata.chunk_grid.chunk_shape
         self.dtype = arr.dtype
 
     @classmethod
-    def for_array(cls, arr: zarr.Array, store_root: Path) -> ChunkFile | None:
+    def for_array(cls, arr: zarr.Array) -> ChunkFile | None:
         codecs = arr.metadata.codecs
         if sys.byteorder != "little" or len(codecs) != 2:
             return None
@@ -162,7 +162,7 @@ class ChunkFile:
         if not (isinstance(arr.store, LocalStore) and isinstance(raw, BytesCodec)
                 and raw.endian in (None, Endian.little) and isinstance(blosc, BloscCodec)):
             return None
-        return cls(arr, store_root, numcodecs.Blosc(
+        return cls(arr, numcodecs.Blosc(
             cname=blosc.cname.value, clevel=blosc.clevel, shuffle=_SHUFFLE[blosc.shuffle.value],
             blocksize=blosc.blocksize, typesize=blosc.typesize))
 
@@ -203,13 +203,12 @@ class ChunkStore:
     """Writes whole chunks of one set, every array of a chunk from the calling thread: chunks are
     written in parallel by the writer's threads, each thread owning whole chunks."""
 
-    def __init__(self, set_group: zarr.Group, store_root: Path) -> None:
-        root = Path(store_root)
+    def __init__(self, set_group: zarr.Group) -> None:
         self.files = {
-            (block, kind): _chunk_writer(set_group[block][kind], root)
+            (block, kind): _chunk_writer(set_group[block][kind])
             for block in set_group.attrs["blocks"] for kind in ("max", "argmax", "mean")
         }
-        self.mark = _chunk_writer(set_group["complete"], root)
+        self.mark = _chunk_writer(set_group["complete"])
 
     def write(self, chunk: int, data: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
               ) -> None:
@@ -220,17 +219,20 @@ class ChunkStore:
         self.mark(chunk, np.ones(1, np.uint8))  # only once every array above is fsynced
 
 
-def _chunk_writer(arr: zarr.Array, store_root: Path):
-    """`put(chunk, values)` for one array: the direct file path where it applies, else zarr's."""
-    direct = ChunkFile.for_array(arr, store_root)
+def _chunk_writer(arr: zarr.Array):
+    """`put(chunk, values)` for one array: the direct file path where it applies, else zarr's
+    (fsynced where the store is a local folder)."""
+    direct = ChunkFile.for_array(arr)
     if direct is not None:
         return direct.put
     arr = arr.with_config(WRITE_CONFIG)
     size = arr.metadata.chunk_grid.chunk_shape[0]
+    local = isinstance(arr.store, LocalStore)
 
     def put(chunk: int, values: np.ndarray) -> None:
         arr[chunk * size:chunk * size + len(values)] = values
-        _fsync_tree(store_root / arr.path / "c" / str(chunk))
+        if local:
+            _fsync_tree(Path(arr.store.root) / arr.path / "c" / str(chunk))
 
     return put
 
@@ -247,14 +249,10 @@ def _fsync_tree(path: Path) -> None:
         _fsync_dir(Path(dirpath))
 
 
-def write_chunk(
-    set_group: zarr.Group,
-    store_root: Path,
-    chunk: int,
-    data: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
-) -> None:
+def write_chunk(set_group: zarr.Group, chunk: int,
+                data: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
     """Write one whole chunk of every block, make it durable, then set its completion mark."""
-    ChunkStore(set_group, store_root).write(chunk, data)
+    ChunkStore(set_group).write(chunk, data)
 
 
 def to_xarray(run_dir: str | os.PathLike, set_name: str, blocks=None):

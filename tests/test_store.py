@@ -31,7 +31,7 @@ def filled(tmp_path):
     rng = np.random.default_rng(0)
     written = {0: chunk_data(rng, 4), 2: chunk_data(rng, 2)}
     for c, data in written.items():
-        store.write_chunk(g, RunDir(tmp_path).activations, c, data)
+        store.write_chunk(g, c, data)
     return tmp_path, written
 
 
@@ -82,7 +82,7 @@ def test_written_chunks_exist_even_when_all_zero(tmp_path):
     g = store.create_set(root, "s", 4, 4, BLOCKS, {"k": np.zeros(4)}, {}, {})
     zeros = {b: tuple(np.zeros_like(a) for a in arrs)
              for b, arrs in chunk_data(np.random.default_rng(0), 4).items()}
-    store.write_chunk(g, RunDir(tmp_path).activations, 0, zeros)
+    store.write_chunk(g, 0, zeros)
     assert (RunDir(tmp_path).activations / "s/layer1.0/max/c/0/0").is_file()
     assert (RunDir(tmp_path).activations / "s/complete/c/0").is_file()
 
@@ -99,7 +99,7 @@ def _zarr_written_twin(tmp_path, name: str, shape, chunks, dtype, values, chunk:
     root = zarr.open_group(tmp_path / name, mode="a")
     arrays = [store._array(root, kind, shape, chunks, dtype, ("images", "units", "yx")[:len(shape)],
                            "u") for kind in ("direct", "zarr")]
-    writer = store.ChunkFile.for_array(arrays[0], tmp_path / name)
+    writer = store.ChunkFile.for_array(arrays[0])
     assert writer is not None
     writer.put(chunk, values)
     arrays[1][chunk * chunks[0]:chunk * chunks[0] + len(values)] = values
@@ -125,7 +125,7 @@ def test_other_codecs_are_written_through_zarr(tmp_path):
     root = zarr.open_group(tmp_path, mode="a")
     arr = root.create_array("x", shape=(8, 3), chunks=(4, 3), dtype=np.float32, fill_value=0,
                             compressors=zarr.codecs.ZstdCodec(level=1))
-    assert store.ChunkFile.for_array(arr, tmp_path) is None
-    put = store._chunk_writer(arr, tmp_path)
+    assert store.ChunkFile.for_array(arr) is None
+    put = store._chunk_writer(arr)
     put(1, np.ones((4, 3), np.float32))
     np.testing.assert_array_equal(arr[4:], 1)
