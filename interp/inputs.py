@@ -183,7 +183,7 @@ def default_workers(device: torch.device, processes: int = 1) -> int:
     1% of its forward (a worker only stalls torch's threads); else the cores left per process."""
     if device.type == "cpu":
         return 0
-    return max(0, (os.cpu_count() or 1) // processes - 1)
+    return max(0, usable_cores() // processes - 1)
 
 
 #: share of a GPU host's spare cores that render; the writers block in fsync as much as they
