@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# One prepared run for the lent GPU machine: the gpu tests, the bare forward of an untrained RN50
+# One prepared run for a GPU machine: the gpu tests, the bare forward of an untrained RN50
 # (fp32, bf16, channels-last, compiled bf16), the extraction of shapes + Stroop at
 # --samples-per-combo 50 (93,500 images, bf16, --compile, batch 250) with its ratio to the bare
 # compiled forward, then daf and tcac on the offline corpus; the last line is one JSON object of
 # every figure. Each stage runs under `timeout` within an overall budget (GPU_BUDGET_S, default
 # 290 s), so one hang cannot eat the device time and the JSON still comes with what finished.
 #
-#   on the device (run tool):  command "bash bench/gpu.sh", carry [".whl"], timeout_s 420
-#                              (.whl/ made here first: make gpu-wheels)
-#   here, before a GPU is lent: bash bench/gpu.sh --cpu-dry-run   (the tiny CLIP, CPU, .venv)
+#   on the GPU machine:  bash bench/gpu.sh   (in a copy of the checkout with .whl/, made where
+#                        PyPI is reachable by `make gpu-wheels`; allow 7 minutes)
+#   anywhere, on CPU:    bash bench/gpu.sh --cpu-dry-run   (the tiny CLIP, .venv; about 1 min)
 #
 # The device's python3 (3.12) has torch but not open_clip, zarr, numcodecs or captum: those come
 # as wheels in .whl/, installed into a temporary folder put on PYTHONPATH with the repository.
-# Where $OUT is set (the device), the log and the JSON line are also written to $OUT.
+# Where $OUT names a folder, the log and the JSON line are also written to $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
