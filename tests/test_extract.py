@@ -107,6 +107,7 @@ def test_resume_after_kill_9_is_bit_identical(tmp_path, reference):
     assert timing["images"] == N - CHUNK * int(done.sum())
 
 
+@pytest.mark.slow
 def test_failed_write_stops_with_clear_error_and_resumes(tmp_path, reference, monkeypatch):
     real_put, calls = store.ChunkFile.put, []
 
@@ -128,6 +129,7 @@ def test_failed_write_stops_with_clear_error_and_resumes(tmp_path, reference, mo
     assert_identical(arrays(tmp_path), reference)
 
 
+@pytest.mark.slow
 def test_rerun_skips_and_other_settings_are_refused(tmp_path, reference):
     run_in_process(tmp_path, limit=2 * CHUNK)
     before = (RunDir(tmp_path).activations / "shapes/layer1.0/max/c/0/0").stat().st_mtime_ns

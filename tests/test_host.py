@@ -35,6 +35,7 @@ def test_ring_batches_are_the_rendered_images_in_order_while_held(stroop, worker
     assert seen == batches
 
 
+@pytest.mark.slow
 def test_ring_renders_in_workers_not_here(stroop, monkeypatch):
     batches = [list(range(k, k + 8)) for k in range(0, 40, 8)]
     calls = []

@@ -66,6 +66,7 @@ def test_plain_float16_tuples_pass_through_unchanged():
     np.testing.assert_array_equal(out["hot"][2], mean.numpy()[:, 4:])
 
 
+@pytest.mark.slow
 def test_extraction_stores_65504_not_inf(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="interp.hooks"):
         extract(tmp_path, SETTINGS, ["stroop"], samples_per_combo=1, limit=32, batch_size=8,

@@ -87,6 +87,7 @@ def test_naming_and_tcac_without_text_tower_are_skipped_other_errors_are_not(
         Run(tmp_path)._step("extract", {})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["run", "stimuli", "extract", "analyze", "naming", "atlas",
                                      "neuron"])
 def test_parsing_a_command_imports_no_torch(command):
