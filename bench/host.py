@@ -114,6 +114,8 @@ def children_cpu() -> float:
 def one_config(args: argparse.Namespace) -> dict:
     """Run the pipeline on this process's cores; figures of the timed part (batches after the
     first, whose start pays the workers' start-up)."""
+    # the split a GPU extraction would choose on the cores this process was pinned to
+    args.workers, args.writers = host_threads(torch.device("cuda"), 1, args.workers, args.writers)
     ref = dict(np.load(args.reference))
     infos = {b: store.BlockInfo(c, tuple(shape))
              for b, (c, shape) in json.loads(str(ref.pop("blocks"))).items()}
@@ -198,16 +200,6 @@ class _NoBar:
     def update(self, _n: int) -> None: ...
 
 
-def split_of(cores: int, workers: int | None, writers: int | None) -> tuple[int, int]:
-    """Workers and writer threads for `cores`, as a GPU extraction there would choose them."""
-    affinity = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, sorted(affinity)[:cores])
-    try:
-        return host_threads(torch.device("cuda"), 1, workers, writers)
-    finally:
-        os.sched_setaffinity(0, affinity)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--set", default="stroop", help="stimulus set rendered (stroop: the slowest)")
@@ -232,18 +224,18 @@ def main() -> None:
         reference_reductions(args.set, args.model, ref)
         results = []
         for k in counts:
-            workers, writers = split_of(k, args.workers, args.writers)
             cmd = [sys.executable, __file__, "--reference", str(ref), "--set", args.set,
                    "--samples-per-combo", str(args.samples_per_combo), "--images",
-                   str(args.images), "--batch-size", str(args.batch_size),
-                   "--workers", str(workers), "--writers", str(writers)]
-            if args.workdir:
-                cmd += ["--workdir", args.workdir]
+                   str(args.images), "--batch-size", str(args.batch_size)]
+            for option in ("workers", "writers", "workdir"):
+                if getattr(args, option) is not None:
+                    cmd += [f"--{option}", str(getattr(args, option))]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True,
                                  preexec_fn=lambda k=k: os.sched_setaffinity(0, all_cores[:k]))
             results.append(json.loads(out.stdout.strip().splitlines()[-1]))
             r = results[-1]
-            print(f"{k} core(s), {workers} workers, {writers} writers: {r['img_s']:8.1f} img/s, "
+            print(f"{k} core(s), {r['workers']} workers, {r['writers']} writers: "
+                  f"{r['img_s']:8.1f} img/s, "
                   f"{r['img_s_per_core']:7.1f} per core ({r['img_per_cpu_s']:.0f} per CPU-s); "
                   f"load {r['load']}; waits {r['waits']}; "
                   f"CPU ms/image {r['ms_per_image_cpu']}", flush=True)
