@@ -15,13 +15,11 @@ from interp.attribution.maps import NAMING_METHODS, UNIT_METHODS
 from interp.attribution.units import Method, attribute_units
 from interp.errors import ChromaError, UsageError
 from interp.models import load_model
-from interp.naming.answers import open_naming, run_model
+from interp.naming.answers import FROM_NAMING, naming_settings, open_naming, run_model
 from interp.naming.experiments import EXPERIMENTS
 from interp.rundir import RunDir, write_json_atomic
 
 log = logging.getLogger(__name__)
-#: `limit` left out: the images of the run's naming of the experiment (None means "no limit").
-FROM_NAMING = "from-naming"
 
 
 def parse_images(items: Sequence[int | str] | None, n: int) -> list[int] | None:
@@ -48,21 +46,6 @@ def methods_for(methods: Sequence[str] | None, allowed: tuple[str, ...]) -> tupl
     if not chosen:
         raise UsageError(f"--methods {','.join(methods)}: choose among {','.join(allowed)}")
     return chosen
-
-
-def naming_settings(run: RunDir, experiment: int | None, samples_per_combo: int | None,
-                    limit, dtype: str | None) -> dict:
-    """samples_per_combo, limit, dtype: as given, else those of the run's naming of the
-    experiment (so the answers of its table are the ones explained), else the usual defaults."""
-    recorded = run.read().get("naming", {}).get(f"exp{experiment}", {})
-    if experiment is not None and not recorded and limit == FROM_NAMING:
-        raise UsageError(f"experiment {experiment} has not been run in {run.path}: run "
-                         f"`chromadissect naming --experiments {experiment}` first, or give "
-                         "--limit (and --samples-per-combo) for the images to encode here")
-    given = {"samples_per_combo": samples_per_combo, "limit": limit, "dtype": dtype}
-    defaults = {"samples_per_combo": 500, "limit": None, "dtype": "float32"}
-    return {key: recorded.get(key, defaults[key]) if value in (None, FROM_NAMING) else value
-            for key, value in given.items()}
 
 
 def unit_set(run: RunDir, name: str, loaded, images, samples_per_combo: int, limit,

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import zarr
 
+from interp.errors import UsageError
 from interp.models import DEFAULT_MODEL, LoadedModel, load_model
 from interp.naming.embeddings import EmbeddingCache, image_embeddings, require_text_tower
 from interp.naming.experiments import EXPERIMENTS
@@ -24,6 +25,26 @@ def run_model(run: RunDir, given: dict | None = None) -> dict:
     settings = {**DEFAULT_MODEL, **recorded, **given}
     run.check_settings("model_settings", settings)
     return settings
+
+
+#: `limit` left out: the images of the run's naming of the experiment (None means "no limit").
+FROM_NAMING = "from-naming"
+
+
+def naming_settings(run: RunDir, experiment: int | None, samples_per_combo: int | None,
+                    limit, dtype: str | None) -> dict:
+    """samples_per_combo, limit, dtype: as given, else those of the run's naming of the
+    experiment (so the answers of its table are the ones explained), else the usual defaults."""
+    recorded = run.read().get("naming", {}).get(f"exp{experiment}", {})
+    if experiment is not None and not recorded and limit == FROM_NAMING:
+        raise UsageError(f"experiment {experiment} has not been run in {run.path}: run "
+                         f"`chromadissect naming --experiments {experiment}` first, or give "
+                         "--limit (and --samples-per-combo) for the images to encode here")
+    given = {"samples_per_combo": samples_per_combo, "limit": limit, "dtype": dtype}
+    defaults = {"samples_per_combo": 500, "limit": None, "dtype": "float32"}
+    return {key: recorded.get(key, defaults[key]) if value in (None, FROM_NAMING) else value
+            for key, value in given.items()}
+
 
 
 @dataclass

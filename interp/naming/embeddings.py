@@ -53,7 +53,12 @@ class EmbeddingCache(embeddings.EmbeddingCache):
 def encode_batch(loaded: LoadedModel, images: torch.Tensor, dtype: str) -> torch.Tensor:
     """uint8 (N, H, W, 3) images, as `Images` yields them -> (N, D) unit-norm float32
     embeddings."""
-    x = batch_to_input(images, loaded, loaded.device)
+    return encode_input(loaded, batch_to_input(images, loaded, loaded.device), dtype)
+
+
+@torch.no_grad()
+def encode_input(loaded: LoadedModel, x: torch.Tensor, dtype: str) -> torch.Tensor:
+    """Normalised (N, 3, H, W) model inputs -> (N, D) unit-norm float32 image embeddings."""
     with autocast(loaded.device, dtype):
         emb = loaded.clip.encode_image(x)
     return torch.nn.functional.normalize(emb.float(), dim=-1)
