@@ -28,7 +28,7 @@ from interp.rundir import MODEL_KEYS, RunDir
 log = logging.getLogger(__name__)
 
 #: The steps of the main job, in order.
-STEPS = ("extract", "analyze", "naming", "daf", "tcac", "atlas")
+STEPS = ("extract", "analyze", "naming", "daf", "tcac", "ablate", "atlas")
 
 
 def keyword_defaults(fn: Callable, skip: Sequence[str] = ()) -> dict[str, Any]:
@@ -58,6 +58,9 @@ def step_defaults(step: str) -> dict[str, Any]:
     if step == "tcac":
         from interp.probes.tcac import tcac
         return {**dict.fromkeys(MODEL_KEYS), **keyword_defaults(tcac, ("run_dir", "model"))}
+    if step == "ablate":
+        from interp.ablation import ablate
+        return {**dict.fromkeys(MODEL_KEYS), **keyword_defaults(ablate, ("run_dir", "model"))}
     if step == "atlas":
         from viz.atlas import build_atlas
         return keyword_defaults(build_atlas, ("run",))
@@ -85,9 +88,9 @@ def _check_options(step: str, options: dict) -> None:
 
 
 class Run:
-    """One run directory: its steps (extract, analyze, naming, daf, atlas, attribute, tcac,
-    run) and its results (units, activations, unit, card, naming_table, daf_types,
-    daf_failures, tcac_summary, info)."""
+    """One run directory: its steps (extract, analyze, naming, daf, tcac, ablate, atlas,
+    attribute, run) and its results (units, activations, unit, card, naming_table, daf_types,
+    daf_failures, tcac_summary, ablation_summary, info)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -145,6 +148,16 @@ class Run:
         model, rest = _split_model(options)
         return tcac(self.path, model=model, **rest)
 
+    def ablate(self, units=None, **options) -> Path:
+        """Silence `units` (`type=color_word`, `layer3.2:417,...` or `auto`), rerun naming,
+        weigh the effects against random controls -> RUN/ablation/report.md; options:
+        `step_defaults("ablate")` (mode, experiments, each, control_draws, doses, ...)."""
+        from interp.ablation import ablate
+
+        _check_options("ablate", {"units": units, **options})
+        model, rest = _split_model(options)
+        return ablate(self.path, units, model=model, **rest)
+
     def atlas(self, **options) -> Path:
         """Figures and the static HTML atlas; returns RUN/atlas/index.html."""
         # checked before the lock creates the dir, and before viz's imports (seconds)
@@ -192,11 +205,15 @@ class Run:
         return index if index.exists() else None
 
     def _step(self, name: str, options: dict) -> None:
-        """One step; a model without a text tower skips naming and tcac (with a warning)."""
+        """One step; ablate only with `units`; a model without a text tower skips naming,
+        tcac and ablate (with a warning)."""
+        if name == "ablate" and not options.get("units"):
+            log.info("ablate skipped: no units to silence (give --units, e.g. auto)")
+            return
         try:
             getattr(self, name)(**options)
         except ChromaError as err:
-            if name not in ("naming", "tcac") or "text tower" not in str(err):
+            if name not in ("naming", "tcac", "ablate") or "text tower" not in str(err):
                 raise
             log.warning("%s skipped: %s", name, err)
 
@@ -275,6 +292,14 @@ class Run:
 
         path = self._result(self.dir.daf / "failures.jsonl", "daf")
         return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+    def ablation_summary(self):
+        """RUN/ablation/summary.csv as a DataFrame: per selection, mode, unit and metric, the
+        effect, its random-control range and p-value, the doses."""
+        path = self._result(self.dir.ablation / "summary.csv", "ablate")
+        from interp.ablation.report import read_summary
+
+        return read_summary(path)
 
     def tcac_summary(self):
         """RUN/tcac/summary.csv as a DataFrame: per transform, mean delta with its CI."""

@@ -127,6 +127,11 @@ class RunDir:
         return self.path / "tcac"
 
     @property
+    def ablation(self) -> Path:
+        """The ablate step's summary, report and one folder per selection."""
+        return self.path / "ablation"
+
+    @property
     def atlas(self) -> Path:
         """The static HTML atlas."""
         return self.path / "atlas"

@@ -42,6 +42,7 @@ DEAD = list(range(FILLER[-1] + 1, FILLER[-1] + 1 + N_DEAD))
 N_UNITS = DEAD[-1] + 1
 WORD_WEIGHT, FONT_WEIGHT, FILLER_WEIGHT = 3.0, 2.0, 0.05
 EXTRA_DIMS = 8
+MAPS: dict[bytes, torch.Tensor] = {}  # image key -> its planted map (a pure function of pixels)
 
 
 def unit_ids(units: list[int]) -> list[str]:
@@ -83,15 +84,22 @@ class Units(nn.Module):
         self.hits = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = len(x)
         pixels = (x.detach().float() * 255).round().clamp(0, 255).to(torch.uint8)
-        pixels = pixels.permute(0, 2, 3, 1).cpu().numpy()
-        out = torch.zeros(n, N_UNITS, 2, 2)
+        keys = [image_key(img) for img in pixels.permute(0, 2, 3, 1).cpu().numpy()]
+        missing = [i for i, k in enumerate(keys) if k not in MAPS]
+        if missing:
+            for i, m in zip(missing, self._maps(x[missing], [keys[i] for i in missing]),
+                            strict=True):
+                MAPS[keys[i]] = m
+        self.hits += sum(k in table() for k in keys)
+        return torch.stack([MAPS[k] for k in keys]).to(x.device, x.dtype)
+
+    def _maps(self, x: torch.Tensor, keys: list[bytes]) -> torch.Tensor:
+        """The planted (N, N_UNITS, 2, 2) maps of images not seen before."""
+        out = torch.zeros(len(x), N_UNITS, 2, 2)
         found = table()
-        for i, img in enumerate(pixels):
-            key = image_key(img)
+        for i, key in enumerate(keys):
             if key in found:
-                self.hits += 1
                 word, font = found[key]
                 out[i, WORD[word]] = 1.0
                 out[i, FONT[font]] = 1.0
@@ -100,9 +108,8 @@ class Units(nn.Module):
                                               )[:, None, None]
         dist = ((x.float().permute(0, 2, 3, 1).unsqueeze(3) - self.palette) ** 2).sum(-1)
         nearest = nn.functional.one_hot(dist.argmin(-1), N_COLORS).float()  # (N, H, W, 11)
-        area = nn.functional.avg_pool2d(nearest.permute(0, 3, 1, 2), x.shape[-1] // 2)
-        out[:, AREA] = area.cpu()
-        return out.to(x.device, x.dtype)
+        out[:, AREA] = nn.functional.avg_pool2d(nearest.permute(0, 3, 1, 2), x.shape[-1] // 2)
+        return out
 
 
 class Visual(nn.Module):

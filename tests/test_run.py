@@ -40,7 +40,18 @@ def test_each_step_gets_every_given_option_it_takes_and_nothing_else(monkeypatch
     assert got["daf"] == {**model, "batch_size": 64, "dtype": "bfloat16", "n_permutations": 50}
     assert got["tcac"] == got["daf"]
     assert got["atlas"] == {"cards_per_type": 2}
-    assert forwarded(monkeypatch, []) == {step: {} for step in STEPS}
+    # ablate runs only when given units to silence
+    assert forwarded(monkeypatch, []) == {step: {} for step in STEPS if step != "ablate"}
+
+
+def test_ablate_gets_its_units_and_the_naming_images(monkeypatch):
+    got = forwarded(monkeypatch, ["--units", "type=any_word,block=layer4.*", "--limit", "7",
+                                  "--control-draws", "4", "--each", "--doses", "0.5,1",
+                                  "--mode", "resample", "--experiments", "4,5"])
+    assert got["ablate"] == {"units": "type=any_word,block=layer4.*", "limit": 7,
+                             "control_draws": 4, "each": True, "doses": [0.5, 1.0],
+                             "mode": "resample", "experiments": ["4", "5"]}
+    assert "units" not in got["naming"] and "mode" not in got["extract"]
 
 
 def test_lists_reach_the_steps_as_lists(monkeypatch):
@@ -65,7 +76,7 @@ def test_every_option_of_a_step_is_an_option_of_run():
 def test_unknown_step_or_option_is_one_line_usage_error(tmp_path, capsys):
     assert main(["run", "--run-dir", str(tmp_path), "--steps", "extract,plot"]) == 2
     err = capsys.readouterr().err
-    assert "unknown step 'plot'; steps are extract,analyze,naming,daf,tcac,atlas" in err
+    assert "unknown step 'plot'; steps are extract,analyze,naming,daf,tcac,ablate,atlas" in err
     with pytest.raises(UsageError, match="top_k are taken by none of the steps extract"):
         Run(tmp_path).run(["extract"], top_k=5)
 
@@ -88,8 +99,8 @@ def test_naming_and_tcac_without_text_tower_are_skipped_other_errors_are_not(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", ["run", "stimuli", "extract", "analyze", "naming", "atlas",
-                                     "neuron"])
+@pytest.mark.parametrize("command", ["run", "stimuli", "extract", "analyze", "naming", "ablate",
+                                     "atlas", "neuron"])
 def test_parsing_a_command_imports_no_torch(command):
     """Help texts quote the steps' defaults only when printed: parsing stays quick."""
     import subprocess

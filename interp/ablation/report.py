@@ -20,11 +20,11 @@ Measured = Mapping[str, Mapping[str, float]]  # condition -> metric -> %
 
 
 def summary_path(run: RunDir) -> Path:
-    return run.path / "ablation" / "summary.csv"
+    return run.ablation / "summary.csv"
 
 
 def report_path(run: RunDir) -> Path:
-    return run.path / "ablation" / "report.md"
+    return run.ablation / "report.md"
 
 
 def per_block(units: Sequence[str]) -> str:
@@ -114,10 +114,10 @@ def write(run: RunDir, plan, numbers: Sequence[int], base_metrics: Mapping[str, 
           measured: Measured, base: Mapping, answers: Mapping, labels: Mapping,
           sizes: Mapping[str, int]) -> Path:
     """Every file of one ablate call; merges its rows into summary.csv, rewrites report.md."""
-    out = run.path / "ablation" / plan.folder
+    out = run.ablation / plan.folder
     out.mkdir(parents=True, exist_ok=True)
     effects = pd.DataFrame(effect_rows(plan, base_metrics, measured))
-    effects.to_csv(out / "effects.csv", index=False, float_format="%.4f")
+    effects.to_csv(out / "effects.csv", index=False, float_format="%.6g")
     (out / "conditions.json").write_text(json.dumps(
         {c.name: {"kind": c.kind, "fraction": c.fraction, "units": list(c.units)}
          for c in plan.conditions}, indent=1) + "\n")
@@ -128,19 +128,25 @@ def write(run: RunDir, plan, numbers: Sequence[int], base_metrics: Mapping[str, 
 
     effects_figure(out / "effects.png", rows, effects, plan)
     summary = merge_summary(summary_path(run), rows)
-    report_path(run).write_text(report_markdown(summary, run.path / "ablation"))
+    report_path(run).write_text(report_markdown(summary, run.ablation))
     return report_path(run)
+
+
+def read_summary(path: Path) -> pd.DataFrame:
+    """summary.csv as a DataFrame; `unit` is "" where a row measures no single unit."""
+    table = pd.read_csv(path, dtype={"unit": str, "folder": str}, keep_default_na=False,
+                        na_values=[""])
+    return table.assign(unit=table["unit"].fillna(""))
 
 
 def merge_summary(path: Path, rows: pd.DataFrame) -> pd.DataFrame:
     """summary.csv with these rows in place of any earlier ones of the same selection and mode
     (its folder); the merged table is returned."""
     if path.exists():
-        old = pd.read_csv(path, keep_default_na=False, na_values=[""])
-        old["unit"] = old["unit"].fillna("")
+        old = read_summary(path)
         same = old["folder"].isin(set(rows["folder"]))
         rows = pd.concat([old[~same], rows], ignore_index=True)
-    rows.to_csv(path, index=False, float_format="%.4f")
+    rows.to_csv(path, index=False, float_format="%.6g")
     return rows
 
 

@@ -150,7 +150,7 @@ def condition_answers(run: RunDir, naming: Naming, plan: Design, numbers: Sequen
     """condition -> set -> prompt -> answers, from RUN/ablation/answers where kept, else from
     the ablated forwards (every missing condition of a set in one pass over its images)."""
     loaded = naming.loaded
-    store = AnswerStore(run.path / "ablation" / "answers",
+    store = AnswerStore(run.ablation / "answers",
                         {**loaded.describe(), "dtype": dtype, "seed": seed,
                          "spec": {s: naming.sets[s].spec() for s in sizes}})
     out: dict[str, dict] = {c.name: {} for c in plan.conditions}
@@ -179,7 +179,7 @@ def condition_answers(run: RunDir, naming: Naming, plan: Design, numbers: Sequen
 
 def ablate(run_dir: str | os.PathLike, units: str | Sequence[str] | None = None, *,
            mode: str = "zero", experiments: Sequence[int | str] = (1, 2, 3, 4, 5),
-           each: bool = False, control_draws: int = 19, doses: Sequence[float] = DOSES,
+           each: bool = False, control_draws: int = 20, doses: Sequence[float] = DOSES,
            ablation_images: int | None = None, ablation_seed: int = 0,
            model: dict | None = None, samples_per_combo: int | None = None,
            limit: int | None | str = FROM_NAMING, batch_size: int = 64, device: str = "cpu",

@@ -19,8 +19,8 @@ from interp.errors import ChromaError, UsageError
 
 #: subcommand -> module that registers it, in the order `--help` lists them.
 COMMANDS = {name: f"interp.cli.{name}" for name in (
-    "run", "stimuli", "extract", "analyze", "naming", "daf", "tcac", "attribute", "atlas",
-    "neuron")}
+    "run", "stimuli", "extract", "analyze", "naming", "daf", "tcac", "ablate", "attribute",
+    "atlas", "neuron")}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -126,6 +126,31 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
                                             "card later)"}),
     "thumb": ("--thumb", {"type": positive_int, "metavar": "PX",
                           "help": "neuron-feature thumbnail size in the block pages"}),
+    # ablate
+    "units": ("--units", {"metavar": "SPEC",
+                          "help": "units to silence: KEY=VALUE,... over neurons.csv, all of "
+                          "which hold (type=color_word; type=any_word,block=layer4.*; "
+                          "type=color,term=red), explicit units (layer3.2:417,layer4.0:12) or "
+                          "auto (the largest of any_word, color_word, colour)"}),
+    "mode": ("--mode", {"choices": ("zero", "mean", "resample"),
+                        "help": "how a unit is silenced: 0, its mean activation over the "
+                        "set's stored images, or another image's map (interchange)"}),
+    "each": ("--each", {"action": "store_true",
+                        "help": "silence explicit --units one at a time (each against random "
+                        "single units of its block)"}),
+    "control_draws": ("--control-draws", {"type": int, "metavar": "N",
+                                          "help": "random ablations of as many units per block "
+                                          "(p-value floor 1/(N+1))"}),
+    "doses": ("--doses", {"type": lambda t: [float(v) for v in csv_list(t)],
+                          "metavar": "F,F,...",
+                          "help": "fractions of the selection silenced for the "
+                          "dose-response"}),
+    "ablation_images": ("--ablation-images", {"type": positive_int, "metavar": "N",
+                                              "help": "ablate on the first N naming images "
+                                              "of each set"}),
+    "ablation_seed": ("--ablation-seed", {"type": int, "metavar": "N",
+                                          "help": "seed of the control draws, doses and "
+                                          "resample donors"}),
     # the model-level probes (daf, tcac)
     "images": ("--images", {"type": Path, "metavar": "DIR",
                             "help": "folder of captioned photos (with --captions)"}),
@@ -193,7 +218,8 @@ NONE_MEANS = {"layers": "every bottleneck block", "limit": "all images", "natura
               "images": "the offline corpus", "captions": "none", "corpus_size":
               "1000 offline, all of --images", "reference_weights":
               "timm's, or none when the CLIP model is untrained", "lexicon": "the shipped one",
-              "transforms": "all", "tcac_images": "all"}
+              "transforms": "all", "tcac_images": "all", "units": "none (ablate is skipped)",
+              "ablation_images": "all the naming images"}
 
 
 def show(value: Any, dest: str = "", from_run: bool = True) -> str:

@@ -1,5 +1,5 @@
-"""`chromadissect run`: the main job, extract -> analyze -> naming -> daf -> tcac -> atlas into one
-run directory.
+"""`chromadissect run`: the main job, extract -> analyze -> naming -> daf -> tcac -> ablate (with
+--units) -> atlas into one run directory.
 
 Every option given reaches every step that takes it (`interp.api.Run.run`); each step skips the
 work it finished before, so rerunning `run` resumes.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 
-from interp.cli import daf, tcac
+from interp.cli import ablate, daf, tcac
 from interp.cli.options import MODEL_OPTIONS, OPTIONS, add_common, add_options, csv_list, given
 
 #: options of `run` beyond the common ones, in help order
@@ -18,8 +18,7 @@ OWN = tuple(dict.fromkeys((
     "sets", "samples_per_combo", "natural_dir", "limit", "stimulus_seed", "batch_size", "dtype",
     "workers", "writers", "compile", "chunk_images", "top_n", "n_permutations", "csi_gray",
     "min_n_eff_fraction", "nf_max_side", "experiments", *daf.CORPUS, *daf.OWN,
-    *tcac.OWN,
-    "cards_per_type", "thumb")))
+    *tcac.OWN, *ablate.OWN, "cards_per_type", "thumb")))
 
 
 @functools.cache
@@ -41,10 +40,11 @@ def defaults_by_step() -> dict[str, str]:
 def register(sub: argparse._SubParsersAction) -> None:
     from interp.api import STEPS
 
-    p = sub.add_parser("run", help="the main job: extract, analyze, naming, daf, tcac, atlas "
-                       "(resumable)",
+    p = sub.add_parser("run", help="the main job: extract, analyze, naming, daf, tcac, ablate, "
+                       "atlas (resumable)",
                        description="Run every step into one run directory: extract -> analyze "
-                       "-> naming -> daf -> tcac -> atlas, each with the options it takes among "
+                       "-> naming -> daf -> tcac -> ablate (when --units is given) -> atlas, "
+                       "each with the options it takes among "
                        "those given. Rerun the same command to resume; finished work is "
                        "skipped. Prints where the atlas is.")
     defaults = defaults_by_step  # worked out when help is printed
