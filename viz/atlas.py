@@ -21,7 +21,7 @@ from PIL import Image
 from interp.analysis.runio import open_analysis
 from interp.progress import bar
 from interp.rundir import RunDir
-from viz import card, figures, probes, rundata
+from viz import ablation, card, figures, probes, rundata
 from viz.pages import ASSETS, SPRITE_SETS, TEMPLATES, Site, card_relpath, file_stem, sprite_path
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,8 @@ def build_atlas(run: Path, *, cards_per_type: int = 1, thumb: int = 40) -> Path:
                        site.unit_page(record, by_block[block], cards))
     if probes.has_probes(run):
         site.write("probes.html", probes.probes_page(site))
+    if site.ablation is not None:
+        site.write("ablation.html", ablation.ablation_page(site))
     site.write("index.html", site.index_page(units, figs))
     RunDir(run).atlas_settings.write_text(json.dumps({"thumb": thumb,
                                                        "cards_per_type": cards_per_type}))

@@ -16,7 +16,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from interp.rundir import RunDir
-from viz import figures, rundata
+from viz import ablation, figures, rundata
 from viz.rundata import term_name
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -78,6 +78,9 @@ class Site:
         self.blocks = {b: [n, file_stem(b)] for b, n in sizes.items()}
         self.info = rundata.run_info(self.run)
         self.attributions = rundata.read_json(RunDir(run).attributions_index)
+        #: RUN/ablation/summary.csv (None without one) and, per unit silenced alone, its table
+        self.ablation = ablation.read_summary(self.run)
+        self.unit_ablation = ablation.unit_effects(self.ablation)
 
     def columns(self, n_units: int) -> int:
         return min(n_units, SPRITE_COLUMNS)
@@ -120,6 +123,7 @@ class Site:
             naming_images=sorted(RunDir(self.run).naming.glob("*.png")),
             naming_attributions=self.naming_attributions(), settings=settings_rows(self.info),
             probes=(self.out / "probes.html").exists(),
+            ablations=ablation.index_lines(self.ablation),
             failure_types=self.info.get("daf", {}).get("results", {}).get("failure_types"))
 
     def naming_tables(self) -> list[dict]:
@@ -168,7 +172,7 @@ class Site:
             command=f"chromadissect neuron {self.run} {unit_id}",
             note=rundata.natural_caveat(self.info, short=True),
             numbers=[(k, fmt(record[k])) for k in UNIT_ROWS if k in record],
-            attributions=attributions)
+            attributions=attributions, ablation=self.unit_ablation.get(unit_id, []))
 
 
 def settings_rows(info: dict) -> list[tuple[str, str]]:
