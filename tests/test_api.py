@@ -55,7 +55,8 @@ def _arrays(path: Path) -> dict[str, np.ndarray]:
 def _tables(run: Path) -> dict[str, str]:
     files = [run / "neurons.csv", *sorted((run / "naming").glob("*.csv")),
              *sorted((run / "daf").glob("*.csv")), run / "daf" / "failures.jsonl",
-             *sorted((run / "tcac").glob("*.csv")), *sorted((run / "tcac").glob("*.jsonl"))]
+             *sorted((run / "tcac").glob("*.csv")), *sorted((run / "tcac").glob("*.jsonl")),
+             *sorted((run / "ablation").rglob("*.csv"))]
     return {p.name: p.read_text() for p in files}
 
 
@@ -63,11 +64,13 @@ ARGV = ["--model", TINY["model"], "--pretrained", "none", "--samples-per-combo",
         "--limit", "12", "--batch-size", "12", "--top-n", "4", "--permutations", "200",
         "--cards-per-type", "0", "--corpus-size", "24", "--k", "4", "--blind-rank", "8",
         "--reference", "tests.planted_probes:rgb_pixels", "--tcac-images", "8",
-        "--transforms", "grayscale,hflip"]
+        "--transforms", "grayscale,hflip", "--units", "layer4.0:3", "--control-draws", "2",
+        "--doses", "1"]
 DAF = {"corpus_size": 24, "k": 4, "blind_rank": 8, "n_permutations": 200,
        "reference": "tests.planted_probes:rgb_pixels"}
 TCAC = {"corpus_size": 24, "tcac_images": 8, "transforms": ["grayscale", "hflip"],
         "n_permutations": 200}
+ABLATE = {"units": "layer4.0:3", "control_draws": 2, "doses": [1]}
 
 
 @pytest.mark.slow
@@ -81,7 +84,8 @@ def test_run_command_and_the_steps_from_python_give_identical_results(tmp_path, 
     by_steps.analyze(top_n=4, n_permutations=200, batch_size=12)
     by_steps.naming(samples_per_combo=1, limit=12, batch_size=12)
     by_steps.daf(**DAF, batch_size=12)
-    by_steps.tcac(**TCAC, batch_size=12)  # Run.atlas: `run` above calls it
+    by_steps.tcac(**TCAC, batch_size=12)
+    by_steps.ablate(**ABLATE, batch_size=12)  # Run.atlas: `run` above calls it
     for store in ("activations.zarr", "analysis.zarr", "naming/embeddings.zarr",
                   "probes/embeddings.zarr"):
         a, b = _arrays(tmp_path / "steps" / store), _arrays(run / store)
@@ -93,6 +97,14 @@ def test_run_command_and_the_steps_from_python_give_identical_results(tmp_path, 
     # every file of the job is there
     assert Run(run).tcac_summary()["transform"].tolist() == ["identity", "grayscale", "hflip"]
     assert 'id="tcac-grayscale"' in (run / "atlas" / "probes.html").read_text()
+    ablated = Run(run).ablation_summary()
+    assert set(ablated["unit"]) == {"layer4.0:3"} and set(ablated["draws"]) == {2}
+    assert 'href="ablation.html"' in (run / "atlas" / "index.html").read_text()
+    assert "<code>layer4.0:3</code>" in (run / "atlas" / "ablation.html").read_text()
+    unit_page = (run / "atlas" / "units" / "layer4.0" / "3.html").read_text()
+    assert "Naming effect of silencing this unit alone" in unit_page
+    assert "silencing this unit alone" not in \
+        (run / "atlas" / "units" / "layer4.0" / "4.html").read_text()
     with open(run / "neurons.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     n_units = json.loads((run / "run.json").read_text())["model"]["total_units"]

@@ -5,13 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-import pytest
-from markupsafe import escape
-
-from interp.rundir import RunDir
-from tests.probe_pages import local_links
-from viz import ablation, atlas, rundata
+from viz import ablation, rundata
 from viz.pages import Site
 from viz.synthetic import make_synthetic_run
 
@@ -98,68 +92,3 @@ def test_pages_say_when_there_is_no_ablation_and_show_a_units_effect_when_there_
     assert "Naming effect of silencing this unit alone" in unit
     assert "<td>+7.5</td><td>0.250</td><td>3</td>" in unit
     assert "silencing this unit alone" not in other
-
-
-# ---- a real run: extract, analyze, naming, two ablations, the atlas ----
-
-SELECTION = "block=layer4.0,unit=1[0-9]"
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    from interp.ablation import ablate
-    from interp.api import Run
-
-    path = tmp_path_factory.mktemp("atlas-ablation") / "run"
-    Run(path).run(["extract", "analyze", "naming"], model="interp.models:tiny_clip",
-                  pretrained="none", samples_per_combo=1, limit=24, top_n=4, batch_size=16)
-    ablate(path, SELECTION, control_draws=2, batch_size=16, experiments=[4])
-    ablate(path, "layer4.0:3,layer3.0:5", each=True, mode="resample", control_draws=2,
-           batch_size=16, experiments=[4])
-    atlas.build_atlas(path, cards_per_type=0, thumb=10)
-    return path
-
-
-def summary(run: Path) -> pd.DataFrame:
-    return ablation.read_summary(run)
-
-
-@pytest.mark.slow
-def test_index_links_the_ablation_page_with_one_line_per_selection(run):
-    index = (RunDir(run).atlas / "index.html").read_text()
-    assert 'href="ablation.html"' in index and "no ablation results" not in index
-    assert index.count("<li><code>") == 2 and str(escape(SELECTION)) in index
-    assert "exp. 4 written word: delta" in index
-
-
-@pytest.mark.slow
-def test_ablation_page_shows_each_selection_its_deltas_and_existing_files(run):
-    out = RunDir(run).atlas
-    page = (out / "ablation.html").read_text()
-    table = summary(run)
-    for (selection, mode, folder), rows in table.groupby(["selection", "mode", "folder"]):
-        assert f"<code>{escape(selection)}</code> · {mode}</h2>" in page
-        assert f'src="../ablation/{folder}/effects.png"' in page
-        for _, r in rows.iterrows():
-            cells = f"<td>{escape(r['label'])}</td><td>{r['base_pct']:.1f}</td>" \
-                    f"<td>{r['ablated_pct']:.1f}</td><td>{r['delta']:+.1f}</td>"
-            assert cells in page
-            if r["unit"]:
-                href = f"units/{r['unit'].replace(':', '/')}.html"
-                assert f'<a href="{href}">' in page and (out / href).exists()
-    targets = local_links(out / "ablation.html")
-    assert "../ablation/report.md" in targets and "../ablation/summary.csv" in targets
-    for target in targets:
-        assert (out / target).exists(), target
-
-
-@pytest.mark.slow
-def test_unit_page_shows_the_effect_of_silencing_it_alone_and_others_do_not(run):
-    units = RunDir(run).atlas / "units"
-    page = (units / "layer4.0" / "3.html").read_text()
-    assert "Naming effect of silencing this unit alone" in page
-    mine = summary(run).query("unit == 'layer4.0:3' and metric == 'exp4.written'").iloc[0]
-    assert f"<td>exp. 4: % written word</td><td>{mine['delta']:+.1f}</td>" \
-           f"<td>{mine['p']:.3f}</td><td>{int(mine['draws'])}</td>" in page
-    assert "silencing this unit alone" not in (units / "layer4.0" / "4.html").read_text()
-    assert "silencing this unit alone" not in (units / "layer4.0" / "12.html").read_text()

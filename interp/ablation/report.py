@@ -190,7 +190,9 @@ def report_markdown(summary: pd.DataFrame, folder: Path) -> str:
         lines += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
         shown = rows[rows["metric"].isin(HEADLINE)] if rows["metric"].isin(HEADLINE).any() \
             else rows
-        for _, r in shown.sort_values("metric", key=lambda m: m.map(_order)).iterrows():
+        shown = shown.assign(order=shown["metric"].map(_order))
+        for _, r in shown.sort_values(["unit", "order"] if each else "order",
+                                      kind="stable").iterrows():
             cells = [f"`{r['unit']}`"] * each + [
                 r["label"], _pct(r["base_pct"]), _pct(r["ablated_pct"]), _signed(r["delta"]),
                 f"{_signed(r['control_lo'])} … {_signed(r['control_hi'])}" if draws else "–",

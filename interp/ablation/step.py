@@ -24,6 +24,7 @@ from interp.ablation.modes import MODES
 from interp.ablation.selection import (
     DOSES,
     Condition,
+    auto_type,
     controls,
     describe,
     doses,
@@ -85,7 +86,11 @@ def design(table: pd.DataFrame, spec: str | Sequence[str], mode: str, each: bool
     else:
         conds = [Condition("selection", "selection", units),
                  *controls(table, units, draws, seed), *doses(units, fractions, seed)]
-    return Design(describe(spec), units, mode, each, tuple(conds), draws)
+    name = describe(spec)
+    if name == "auto":  # named by what it chose, so its results sit beside that selection's
+        name = f"type={auto_type(table)}"
+        log.info("--units auto: %s, the largest of any_word, color_word and colour", name)
+    return Design(name, units, mode, each, tuple(conds), draws)
 
 
 def set_means(run: RunDir, set_name: str, blocks: Sequence[str]) -> dict[str, np.ndarray]:
@@ -214,8 +219,9 @@ def ablate(run_dir: str | os.PathLike, units: str | Sequence[str] | None = None,
         path = report.write(run, plan, numbers, measure(numbers, lambda s, t: base[s][t], labels),
                             measured, base, answers, labels, sizes)
         run.update({"ablation": {plan.folder: {
-            "units": describe(units), "mode": mode, "each": each, "experiments": numbers,
-            "control_draws": control_draws, "doses": list(doses), "images": sizes,
+            "units": describe(units), "selection": plan.selection, "mode": mode, "each": each,
+            "experiments": numbers, "control_draws": control_draws, "doses": list(doses),
+            "images": sizes,
             "seed": ablation_seed, **data}}})
     log.info("ablation of %s (%d units, %s): %s", plan.selection, len(plan.units), mode, path)
     return path
