@@ -32,11 +32,14 @@ test: $(STAMP) lint browser
 # Offline, untrained RN50, 64 images per set (natural: 8 crops of each of the 8 bundled photos),
 # top-16 per unit (neuron features cost in proportion to it); DAF on 100 captioned stimuli against
 # an untrained DINOv2 (the offline control); TCAC on 24 of them under identity and the three
-# transforms with an expected shift (all eight add 20 s). Resumable; prints the atlas path.
+# transforms with an expected shift (all eight add 20 s); one ablation, the largest of the types
+# any_word, color_word and colour, on 8 naming images per set against 4 random draws (p floor
+# 0.2; each condition costs a forward per image). Resumable; prints the atlas path.
 demo: $(STAMP)
 	$(VENV)/bin/chromadissect run --run-dir $(DEMO_RUN) --model RN50 --pretrained none \
 		--samples-per-combo 8 --limit 64 --top-n 16 --corpus-size 100 --reference-weights none \
-		--tcac-images 24 --transforms grayscale,hflip,inversion
+		--tcac-images 24 --transforms grayscale,hflip,inversion \
+		--units auto --control-draws 4 --doses 1 --ablation-images 8
 
 bench: $(STAMP)
 	$(PY) bench/stimuli.py

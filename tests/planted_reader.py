@@ -113,6 +113,8 @@ class Units(nn.Module):
 
 
 class Visual(nn.Module):
+    output_dim = N_COLORS + EXTRA_DIMS  # as open_clip's towers say it
+
     def __init__(self) -> None:
         super().__init__()
         self.units = Units()

@@ -73,7 +73,11 @@ def test_dose_response_grows_with_the_share_silenced(word_units):
     assert list(doses) == sorted(doses, reverse=True) and doses["dose_10"] < 0
 
 
-def test_as_many_other_units_change_nothing(run):
+def test_as_many_other_units_change_nothing(run, monkeypatch):
+    def no_text(*args, **kwargs):
+        raise AssertionError("the text tower ran: prompts come from the naming cache")
+
+    monkeypatch.setattr("interp.embeddings.TextTower.encode", no_text)
     others = [u for u in pr.FONT + pr.AREA + pr.FILLER]
     chosen = np.random.default_rng(5).choice(others, len(pr.WORD), replace=False)
     spec = ",".join(pr.unit_ids(sorted(chosen.tolist())))

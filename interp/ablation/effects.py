@@ -37,8 +37,13 @@ class Metric:
 
     @property
     def label(self) -> str:
-        prompt = "" if len(EXPERIMENTS[self.experiment].templates) == 1 else \
-            f" `{self.template}`"
+        """`exp. 4: % written word`, `exp. 2 (object prompt): % object`, `exp. 3 `{}`: % font`."""
+        exp = EXPERIMENTS[self.experiment]
+        prompt = ""
+        if exp.table == "grid" and len(exp.templates) > 1:
+            prompt = f" ({_short(self.template)} prompt)"
+        elif len(exp.templates) > 1:
+            prompt = f" `{self.template}`"
         return f"exp. {self.experiment}{prompt}: % {ROLE_TEXT[self.role]}"
 
 

@@ -20,8 +20,10 @@ def effects_figure(path: Path, summary: pd.DataFrame, effects: pd.DataFrame, pla
     chosen = [m for m in HEADLINE if m in set(summary["metric"])] or \
         list(dict.fromkeys(summary["metric"]))[:8]
     rows = summary[summary["metric"].isin(chosen)]
+    rows = rows.iloc[sorted(range(len(rows)), key=lambda i: (
+        chosen.index(rows["metric"].iloc[i]), str(rows["unit"].iloc[i])))]
     doses = not plan.each and (effects["kind"] == "dose").any()
-    fig, axes = plt.subplots(1, 2 if doses else 1, figsize=(10 if doses else 6, 4.2),
+    fig, axes = plt.subplots(1, 2 if doses else 1, figsize=(11 if doses else 7, 4.2),
                              squeeze=False)
     ax = axes[0, 0]
     labels = []
@@ -35,7 +37,7 @@ def effects_figure(path: Path, summary: pd.DataFrame, effects: pd.DataFrame, pla
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("delta (points): selection (red), random controls (grey)")
+    ax.set_xlabel("delta (points); grey: random controls")
     ax.set_title(f"{plan.selection} ({plan.mode}, {len(plan.units)} units)", fontsize=9)
     if doses:
         ax = axes[0, 1]
