@@ -12,6 +12,7 @@ import pytest
 
 from interp import cli
 from interp.ablation import forward
+from interp.ablation.effects import COSINE
 from interp.ablation.forward import ablated_answers
 from interp.ablation.selection import Condition
 from interp.ablation.step import set_means
@@ -66,6 +67,9 @@ def test_silencing_the_word_units_removes_the_written_word_answers(word_units):
             assert r["draws"] == 20 and r["p"] == pytest.approx(1 / 21) and r["p"] < 0.05
             assert abs(r["control_lo"]) < 5 and abs(r["control_hi"]) < 5
     assert word_units.loc["exp4.written", "n_units"] == 11
+    # the embeddings moved: the word, their largest part, is gone
+    assert word_units.loc["exp4.cosine", "base_pct"] == 100
+    assert word_units.loc["exp4.cosine", "delta"] < -20
 
 
 def test_dose_response_grows_with_the_share_silenced(word_units):
@@ -105,8 +109,10 @@ def test_no_units_reproduce_the_naming_answers_exactly(run):
         n = answers.size(set_name)
         got = ablated_answers(answers.loaded, answers.sets[set_name], n,
                               [Condition("none", "selection", ())], "zero",
-                              {template: answers.text(template)}, batch_size=100, workers=0)
+                              {template: answers.text(template)},
+                              clean=answers.embeddings(set_name), batch_size=100, workers=0)
         assert np.array_equal(got["none"][template], answers.predict(set_name, template))
+        np.testing.assert_allclose(got["none"][COSINE], 1.0, atol=1e-6)
 
 
 def test_mean_and_resample_silence_the_word_units_too(run):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from interp.ablation.effects import against_controls, measure, metrics
+from interp.ablation.effects import COSINE, against_controls, measure, metrics
 from interp.ablation.forward import Ablations, donor_indices
 from interp.ablation.modes import MODES, silence
 from interp.ablation.selection import Condition, auto_type, controls, doses, select, slug
@@ -106,13 +106,14 @@ def test_measure_counts_answers_per_role():
               "font_color": np.array([n("blue"), n("red"), n("red"), n("green")]),
               "bg_color": np.array([n("white")] * 4)}
     answers = np.array([n("red"), n("red"), n("green"), n("white")])
-    got = measure([4], lambda s, t: answers, {"stroop-white": stroop})
-    assert got == {"exp4.font": 25.0, "exp4.written": 50.0}
+    cosine = np.array([1.0, 0.5, 1.0, 0.5])
+    got = measure([4], lambda s, t: cosine if t == COSINE else answers, {"stroop-white": stroop})
+    assert got == {"exp4.font": 25.0, "exp4.written": 50.0, "exp4.cosine": 75.0}
     shapes = {"bg_color": np.array([n("red"), n("blue")]), "obj_color": np.array([n("blue"),
                                                                                  n("red")])}
     got = measure([2], lambda s, t: np.array([n("red")] * 2), {"shapes": shapes})
     assert got["exp2.object.object"] == 50.0 and got["exp2.background.background"] == 50.0
-    assert [m.name for m in metrics([1])] == ["exp1.background", "exp1.object"]
+    assert [m.name for m in metrics([1])] == ["exp1.background", "exp1.object", "exp1.cosine"]
 
 
 def test_modes_replace_only_the_chosen_channels():

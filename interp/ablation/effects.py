@@ -4,7 +4,9 @@ numpy, no torch.
 
 Metrics are taken over all images of an experiment's main table: exp. 1-2, % answered with the
 background and with the object colour; exp. 3, % written word and % font per prompt; exp. 4-5,
-% written word and % font (exp. 5 also % background), the tables' TOTAL row.
+% written word and % font (exp. 5 also % background), the tables' TOTAL row. Beside them, per
+experiment, 100 x the mean cosine of each image's ablated embedding to its unablated one: how far
+an ablation moved the embeddings, whether or not any answer changed.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ import numpy as np
 from interp.naming.experiments import EXPERIMENTS, STROOP_ROLES, Labels
 from interp.naming.report import template_slug
 
+#: the key of each image's cosine between its ablated and unablated embedding, beside the prompts
+COSINE = "(cosine to unablated)"
 #: label kind each answer share compares with
 ROLE_KINDS = {"background": "bg_color", "object": "obj_color", **STROOP_ROLES}
 #: metrics of the report's headline table, in its order
 HEADLINE = ("exp4.written", "exp4.font", "exp5.written", "exp5.font", "exp1.background",
-            "exp1.object", "exp2.object.object", "exp2.background.background")
+            "exp1.object", "exp2.object.object", "exp2.background.background", "exp4.cosine",
+            "exp5.cosine", "exp1.cosine")
 ROLE_TEXT = {"background": "background", "object": "object", "font": "font",
              "written": "written word"}
 
@@ -44,6 +49,8 @@ class Metric:
             prompt = f" ({_short(self.template)} prompt)"
         elif len(exp.templates) > 1:
             prompt = f" `{self.template}`"
+        if self.role == "cosine":
+            return f"exp. {self.experiment}: embedding cosine to unablated, x100"
         return f"exp. {self.experiment}{prompt}: % {ROLE_TEXT[self.role]}"
 
 
@@ -69,6 +76,7 @@ def metrics(numbers: Sequence[int]) -> list[Metric]:
                     for t in exp.templates for r in ("written", "font")]
         else:
             out += [Metric(f"exp{n}.{r}", n, exp.templates[0], r) for r in exp.roles]
+        out.append(Metric(f"exp{n}.cosine", n, COSINE, "cosine"))
     return out
 
 
@@ -85,7 +93,8 @@ def measure(numbers: Sequence[int], predict: Predict,
         lab = labels[exp.set_name]
         keep = exp.select(lab)
         answers = predict(exp.set_name, m.template)[keep]
-        out[m.name] = float(100 * np.mean(answers == lab[ROLE_KINDS[m.role]][keep]))
+        hits = answers if m.role == "cosine" else answers == lab[ROLE_KINDS[m.role]][keep]
+        out[m.name] = float(100 * np.mean(hits))
     return out
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from interp.ablation.effects import COSINE
 from interp.ablation.modes import Silencer
 from interp.ablation.selection import Condition
 from interp.hooks import trace
@@ -87,14 +88,19 @@ class Ablations:
 
 def ablated_answers(loaded: LoadedModel, stim_set, n: int, conditions: Sequence[Condition],
                     mode: str, texts: Mapping[str, torch.Tensor], *,
-                    fill: Mapping[str, np.ndarray] | None = None, batch_size: int = 64,
-                    dtype: str = "float32", workers: int | None = None, seed: int = 0,
-                    desc: str = "") -> Answers:
+                    fill: Mapping[str, np.ndarray] | None = None, clean=None,
+                    batch_size: int = 64, dtype: str = "float32", workers: int | None = None,
+                    seed: int = 0, desc: str = "") -> Answers:
     """Answers of every condition on the first n images of the set, per template of `texts`
     ((11, D) prompt embeddings on the CPU): each batch is rendered once and run once per
-    condition. Batches start at multiples of `batch_size`, as the naming cache encodes them."""
+    condition. Batches start at multiples of `batch_size`, as the naming cache encodes them.
+    With `clean`, the unablated (images, D) embeddings, also each image's cosine to its own
+    unablated embedding (key COSINE): how far the ablation moved it, answers changed or not."""
     plan = Ablations(loaded, conditions, mode, fill)
     answers = {c.name: {t: np.empty(n, dtype=np.int64) for t in texts} for c in conditions}
+    if clean is not None:
+        for c in conditions:
+            answers[c.name][COSINE] = np.empty(n, dtype=np.float32)
     donors = donor_indices(n, seed) if mode == "resample" else None
     batches = [list(range(a, min(a + batch_size, n))) for a in range(0, n, batch_size)]
     sampler = batches if donors is None else [b + donors[b].tolist() for b in batches]
@@ -107,10 +113,12 @@ def ablated_answers(loaded: LoadedModel, stim_set, n: int, conditions: Sequence[
                                           desc=desc or f"ablate {stim_set.name}", unit="batch"):
             x = batch_to_input(images, loaded, loaded.device)
             maps = {} if donors is None else plan.donor_maps(x[len(rows):], dtype)
-            x = x[:len(rows)]
+            x, a, b = x[:len(rows)], rows[0], rows[-1] + 1
+            unablated = None if clean is None else torch.from_numpy(np.asarray(clean[a:b]))
             for cond in conditions:
                 emb = plan.embed(cond.name, x, dtype, maps)
                 for template, text in texts.items():
-                    answers[cond.name][template][rows[0]:rows[-1] + 1] = \
-                        (emb @ text.T).argmax(dim=1).numpy()
+                    answers[cond.name][template][a:b] = (emb @ text.T).argmax(dim=1).numpy()
+                if unablated is not None:
+                    answers[cond.name][COSINE][a:b] = (emb * unablated).sum(dim=1).numpy()
     return answers

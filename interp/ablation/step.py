@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from interp.ablation import report
-from interp.ablation.effects import measure
+from interp.ablation.effects import COSINE, measure
 from interp.ablation.forward import ablated_answers
 from interp.ablation.modes import MODES
 from interp.ablation.selection import (
@@ -162,7 +162,7 @@ def condition_answers(run: RunDir, naming: Naming, plan: Design, numbers: Sequen
     for set_name, templates in _templates(numbers).items():
         n, todo = sizes[set_name], []
         for cond in plan.conditions:
-            found = store.load(store.path(cond, plan.mode, set_name, n), templates)
+            found = store.load(store.path(cond, plan.mode, set_name, n), [*templates, COSINE])
             if found is None:
                 todo.append(cond)
             else:
@@ -174,8 +174,8 @@ def condition_answers(run: RunDir, naming: Naming, plan: Design, numbers: Sequen
         fill = set_means(run, set_name, blocks) if plan.mode == "mean" else None
         texts = {t: naming.text(t) for t in templates}
         found = ablated_answers(loaded, naming.sets[set_name], n, todo, plan.mode, texts,
-                                fill=fill, batch_size=batch_size, dtype=dtype, workers=workers,
-                                seed=seed)
+                                fill=fill, clean=naming.embeddings(set_name),
+                                batch_size=batch_size, dtype=dtype, workers=workers, seed=seed)
         for cond in todo:
             store.save(store.path(cond, plan.mode, set_name, n), found[cond.name])
             out[cond.name][set_name] = found[cond.name]
@@ -212,7 +212,7 @@ def ablate(run_dir: str | os.PathLike, units: str | Sequence[str] | None = None,
         answers = condition_answers(run, naming, plan, numbers, sizes, batch_size=batch_size,
                                     dtype=data["dtype"], workers=workers, seed=ablation_seed)
         labels = {s: {k: v[:n] for k, v in naming.labels(s).items()} for s, n in sizes.items()}
-        base = {s: {t: naming.predict(s, t)[:n] for t in ts}
+        base = {s: {**{t: naming.predict(s, t)[:n] for t in ts}, COSINE: np.ones(n)}
                 for s, ts in _templates(numbers).items() for n in [sizes[s]]}
         measured = {name: measure(numbers, lambda s, t, a=a: a[s][t], labels)
                     for name, a in answers.items()}
