@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from interp.ablation import report
 from interp.ablation.effects import HEADLINE
 from interp.ablation.report import report_path, summary_path
 from interp.rundir import RunDir
 
-#: summary.csv columns kept as text ('' where empty): a selection like `3` stays a string
-TEXT = ("selection", "mode", "folder", "unit", "units_per_block", "metric", "label")
 #: the metric the index quotes for each selection
 WRITTEN = "exp4.written"
 
@@ -23,9 +22,7 @@ def read_summary(run: Path) -> pd.DataFrame | None:
     path = summary_path(RunDir(run))
     if not path.exists():
         return None
-    table = pd.read_csv(path, dtype=dict.fromkeys(TEXT, str), keep_default_na=False,
-                        na_values=[""])
-    table[list(TEXT)] = table[list(TEXT)].fillna("")
+    table = report.read_summary(path)
     return table if len(table) else None
 
 

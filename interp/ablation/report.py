@@ -132,11 +132,16 @@ def write(run: RunDir, plan, numbers: Sequence[int], base_metrics: Mapping[str, 
     return report_path(run)
 
 
+#: summary.csv's text columns, read as text ('' where empty): a selection like `3` stays one
+TEXT = ("selection", "mode", "folder", "unit", "units_per_block", "metric", "label")
+
+
 def read_summary(path: Path) -> pd.DataFrame:
     """summary.csv as a DataFrame; `unit` is "" where a row measures no single unit."""
-    table = pd.read_csv(path, dtype={"unit": str, "folder": str}, keep_default_na=False,
+    table = pd.read_csv(path, dtype=dict.fromkeys(TEXT, str), keep_default_na=False,
                         na_values=[""])
-    return table.assign(unit=table["unit"].fillna(""))
+    table[list(TEXT)] = table[list(TEXT)].fillna("")
+    return table
 
 
 def merge_summary(path: Path, rows: pd.DataFrame) -> pd.DataFrame:
