@@ -166,6 +166,8 @@ def test_bad_usage_is_one_line_and_exit_2(run, capsys):
     assert ablate_cli(run, "--units", "type=color_word", "--each") == 2
     assert ablate_cli(run, "--units", "colour=red") == 2
     assert ablate_cli(run) == 2
+    assert ablate_cli(run, "--units", "auto", "--doses", "0,1") == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(line.startswith("chromadissect: error:") for line in err)
+    assert len(err) == 4 and all(line.startswith("chromadissect: error:") for line in err)
     assert "--each" in err[0] and "no column 'colour'" in err[1] and "--units" in err[2]
+    assert "--doses 0.0,1.0: expected fractions" in err[3]

@@ -76,6 +76,9 @@ def design(table: pd.DataFrame, spec: str | Sequence[str], mode: str, each: bool
         raise UsageError(f"--mode {mode}: choose among {', '.join(MODES)}")
     if draws < 0:
         raise UsageError(f"--control-draws {draws}: expected 0 or more")
+    if not fractions or any(not 0 < f <= 1 for f in fractions):
+        raise UsageError(f"--doses {','.join(map(str, fractions))}: expected fractions in "
+                         "(0, 1], e.g. 0.1,0.25,0.5,1")
     if each and not is_explicit(spec):
         raise UsageError("--each silences explicit units one at a time; give --units "
                          "layer3.2:417,layer4.0:12")

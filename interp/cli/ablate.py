@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "run's own (RUN/run.json).")
     naming = "the run's naming"
     defaults = defaults_of("ablate", samples_per_combo=f"{naming}, else 500", limit=naming,
-                           dtype=f"{naming}, else float32")
+                           dtype=f"{naming}, else float32", units="none; required here")
     add_common(p, uses=(*MODEL_OPTIONS, "device"), defaults=defaults)
     add_options(p, list(OWN), defaults, "what to silence")
     add_options(p, list(DATA), defaults, "naming images")
