@@ -9,8 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from interp.ablation import report
-from interp.ablation.effects import HEADLINE
-from interp.ablation.report import report_path, summary_path
+from interp.ablation.report import headline, report_path, summary_path
 from interp.rundir import RunDir
 
 #: the metric the index quotes for each selection
@@ -29,16 +28,6 @@ def read_summary(run: Path) -> pd.DataFrame | None:
 def _num(value: float, spec: str) -> str:
     """A number as the pages show it (NaN: a dash)."""
     return "—" if value is None or math.isnan(value) else format(value, spec)
-
-
-def headline(rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows report.md shows: the headline metrics in their order (all rows if none is one),
-    each unit's together."""
-    if rows["metric"].isin(HEADLINE).any():
-        rows = rows[rows["metric"].isin(HEADLINE)]
-    order = rows["metric"].map(lambda m: HEADLINE.index(m) if m in HEADLINE else len(HEADLINE))
-    units = rows["unit"].map({u: i for i, u in enumerate(rows["unit"].unique())})
-    return rows.assign(_unit=units, _order=order).sort_values(["_unit", "_order"], kind="stable")
 
 
 def groups(table: pd.DataFrame) -> list[tuple[tuple[str, str, str], pd.DataFrame]]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from interp.ablation.effects import HEADLINE
+from interp.ablation.report import headline
 
 
 def effects_figure(path: Path, summary: pd.DataFrame, effects: pd.DataFrame, plan) -> None:
@@ -17,11 +18,11 @@ def effects_figure(path: Path, summary: pd.DataFrame, effects: pd.DataFrame, pla
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    chosen = [m for m in HEADLINE if m in set(summary["metric"])] or \
-        list(dict.fromkeys(summary["metric"]))[:8]
-    rows = summary[summary["metric"].isin(chosen)]
-    rows = rows.iloc[sorted(range(len(rows)), key=lambda i: (
-        chosen.index(rows["metric"].iloc[i]), str(rows["unit"].iloc[i])))]
+    rows = headline(summary)
+    chosen = list(dict.fromkeys(rows["metric"]))
+    if not set(chosen) & set(HEADLINE):
+        chosen = chosen[:8]
+        rows = rows[rows["metric"].isin(chosen)]
     doses = not plan.each and (effects["kind"] == "dose").any()
     fig, axes = plt.subplots(1, 2 if doses else 1, figsize=(11 if doses else 7, 4.2),
                              squeeze=False)

@@ -124,7 +124,7 @@ def write(run: RunDir, plan, numbers: Sequence[int], base_metrics: Mapping[str, 
     if not plan.each:
         write_tables(out, numbers, base, answers["selection"], labels)
     rows = pd.DataFrame(summary_rows(plan, numbers, effects, sizes))
-    from interp.ablation.figure import effects_figure
+    from interp.ablation.figure import effects_figure  # figure imports this module
 
     effects_figure(out / "effects.png", rows, effects, plan)
     summary = merge_summary(summary_path(run), rows)
@@ -193,11 +193,7 @@ def report_markdown(summary: pd.DataFrame, folder: Path) -> str:
         head = ["unit"] * each + ["metric", "base %", "ablated %", "delta", "random delta "
                                   "(95% range)", "p", *(f"{c[5:]}%" for c in doses)]
         lines += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-        shown = rows[rows["metric"].isin(HEADLINE)] if rows["metric"].isin(HEADLINE).any() \
-            else rows
-        shown = shown.assign(order=shown["metric"].map(_order))
-        for _, r in shown.sort_values(["unit", "order"] if each else "order",
-                                      kind="stable").iterrows():
+        for _, r in headline(rows).iterrows():
             cells = [f"`{r['unit']}`"] * each + [
                 r["label"], _pct(r["base_pct"]), _pct(r["ablated_pct"]), _signed(r["delta"]),
                 f"{_signed(r['control_lo'])} … {_signed(r['control_hi'])}" if draws else "–",
@@ -208,5 +204,11 @@ def report_markdown(summary: pd.DataFrame, folder: Path) -> str:
     return "\n".join(lines)
 
 
-def _order(metric: str) -> int:
-    return HEADLINE.index(metric) if metric in HEADLINE else len(HEADLINE)
+def headline(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows a report shows of one selection: the headline metrics in their order (all
+    rows if none is one), each unit's together, units in order of appearance."""
+    if rows["metric"].isin(HEADLINE).any():
+        rows = rows[rows["metric"].isin(HEADLINE)]
+    order = rows["metric"].map(lambda m: HEADLINE.index(m) if m in HEADLINE else len(HEADLINE))
+    units = rows["unit"].map({u: i for i, u in enumerate(rows["unit"].unique())})
+    return rows.assign(_unit=units, _order=order).sort_values(["_unit", "_order"], kind="stable")
