@@ -160,6 +160,12 @@ def test_a_rerun_reuses_every_answer(run, word_units, monkeypatch):
     monkeypatch.setattr("interp.ablation.step.ablated_answers", fail)
     assert ablate_cli(run, "--units", "type=color_word", "--control-draws", "20") == 0
     pd.testing.assert_frame_equal(rows(run, "type=color_word"), word_units, check_dtype=False)
+    # fewer experiments find their sets' answers too (each set's cache is its own)
+    assert cli.main(["ablate", "--run-dir", str(run), "--experiments", "5", "--units",
+                     "type=color_word", "--control-draws", "20", "--no-progress"]) == 0
+    assert set(rows(run, "type=color_word").index) == {"exp5.written", "exp5.font",
+                                                       "exp5.background", "exp5.cosine"}
+    assert ablate_cli(run, "--units", "type=color_word", "--control-draws", "20") == 0
 
 
 def test_bad_usage_is_one_line_and_exit_2(run, capsys):

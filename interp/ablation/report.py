@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from interp.ablation.effects import HEADLINE, against_controls, metrics
+from interp.ablation.selection import Condition
 from interp.naming.experiments import EXPERIMENTS, experiment_table
 from interp.naming.report import table_stem, write_csv
 from interp.rundir import RunDir
@@ -27,13 +28,9 @@ def report_path(run: RunDir) -> Path:
     return run.ablation / "report.md"
 
 
-def per_block(units: Sequence[str]) -> str:
-    """`layer4.1 29, layer4.2 29`: how many units are silenced in each block."""
-    counts: dict[str, int] = {}
-    for u in units:
-        block = u.rsplit(":", 1)[0]
-        counts[block] = counts.get(block, 0) + 1
-    return ", ".join(f"{b} {n}" for b, n in counts.items())
+def per_block(cond: Condition) -> str:
+    """`layer4.1 29, layer4.2 29`: how many units a condition silences in each block."""
+    return ", ".join(f"{b} {len(units)}" for b, units in cond.by_block().items())
 
 
 def effect_rows(plan, base: Mapping[str, float], measured: Measured) -> list[dict]:
@@ -51,20 +48,20 @@ def summary_rows(plan, numbers: Sequence[int], effects: pd.DataFrame,
                  sizes: Mapping[str, int]) -> list[dict]:
     """The headline rows of one selection: per measured condition (the selection, or each
     unit) and metric, the effect against its controls (same blocks) and its doses."""
-    labels = {m.name: m.label for m in metrics(numbers)}
+    chosen = {m.name: m for m in metrics(numbers)}
     rows = []
     measured = [c for c in plan.conditions if c.kind in ("selection", "unit")]
     for cond in measured:
         ctrl = _controls(effects, cond)
-        for metric in labels:
+        for metric, m in chosen.items():
             mine = effects[(effects["condition"] == cond.name) & (effects["metric"] == metric)]
             delta = float(mine["delta"].iloc[0])
             vs = against_controls(delta, ctrl[ctrl["metric"] == metric]["delta"].to_numpy())
-            exp = EXPERIMENTS[int(metric.split(".")[0][3:])]
             row = {"selection": plan.selection, "mode": plan.mode, "folder": plan.folder,
                    "unit": cond.units[0] if len(cond.units) == 1 else "",
-                   "n_units": len(cond.units), "units_per_block": per_block(cond.units),
-                   "metric": metric, "label": labels[metric], "images": sizes[exp.set_name],
+                   "n_units": len(cond.units), "units_per_block": per_block(cond),
+                   "metric": metric, "label": m.label,
+                   "images": sizes[EXPERIMENTS[m.experiment].set_name],
                    "base_pct": float(mine["base_pct"].iloc[0]),
                    "ablated_pct": float(mine["ablated_pct"].iloc[0]), "delta": delta,
                    "control_mean": vs.mean, "control_lo": vs.lo, "control_hi": vs.hi,
@@ -80,7 +77,7 @@ def _controls(effects: pd.DataFrame, cond) -> pd.DataFrame:
     of its own block for a unit silenced alone (--each)."""
     ctrl = effects[effects["kind"] == "control"]
     if cond.kind == "unit":
-        block = cond.units[0].rsplit(":", 1)[0]
+        block = next(iter(cond.by_block()))
         ctrl = ctrl[ctrl["condition"].str.startswith(f"control-{block}-")]
     return ctrl
 
@@ -175,8 +172,6 @@ def report_markdown(summary: pd.DataFrame, folder: Path) -> str:
              "delta with that share of the selection silenced.", ""]
     for (selection, mode, _), rows in summary.groupby(["selection", "mode", "folder"],
                                                       sort=False):
-        rows = rows.copy()
-        rows["unit"] = rows["unit"].fillna("")
         first = rows.iloc[0]
         folder_name = first["folder"]
         each = folder_name.endswith("-each")

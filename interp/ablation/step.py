@@ -54,7 +54,6 @@ class Design:
     mode: str
     each: bool
     conditions: tuple[Condition, ...]
-    draws: int
 
     @property
     def folder(self) -> str:
@@ -93,7 +92,7 @@ def design(table: pd.DataFrame, spec: str | Sequence[str], mode: str, each: bool
     if name == "auto":  # named by what it chose, so its results sit beside that selection's
         name = f"type={auto_type(table)}"
         log.info("--units auto: %s, the largest of any_word, color_word and colour", name)
-    return Design(name, units, mode, each, tuple(conds), draws)
+    return Design(name, units, mode, each, tuple(conds))
 
 
 def set_means(run: RunDir, set_name: str, blocks: Sequence[str]) -> dict[str, np.ndarray]:
@@ -131,9 +130,11 @@ class AnswerStore:
     def __init__(self, folder: Path, identity: dict) -> None:
         self.folder, self.identity = folder, identity
 
-    def path(self, cond: Condition, mode: str, set_name: str, n: int) -> Path:
-        key = cache_key({"units": sorted(cond.units), "mode": mode, "set": set_name, "n": n},
-                        self.identity)
+    def path(self, cond: Condition, mode: str, stim_set, n: int) -> Path:
+        """The file of a condition's answers on the first n images of `stim_set` (its spec,
+        not the other sets', so a call with more experiments finds them)."""
+        key = cache_key({"units": sorted(cond.units), "mode": mode, "set": stim_set.spec(),
+                         "n": n}, self.identity)
         return self.folder / f"{key}.npz"
 
     def load(self, path: Path, templates: Sequence[str]) -> dict[str, np.ndarray] | None:
@@ -158,14 +159,13 @@ def condition_answers(run: RunDir, naming: Naming, plan: Design, numbers: Sequen
     """condition -> set -> prompt -> answers, from RUN/ablation/answers where kept, else from
     the ablated forwards (every missing condition of a set in one pass over its images)."""
     loaded = naming.loaded
-    store = AnswerStore(run.ablation / "answers",
-                        {**loaded.describe(), "dtype": dtype, "seed": seed,
-                         "spec": {s: naming.sets[s].spec() for s in sizes}})
+    store = AnswerStore(run.ablation / "answers", {**loaded.describe(), "dtype": dtype,
+                                                   "seed": seed})
     out: dict[str, dict] = {c.name: {} for c in plan.conditions}
     for set_name, templates in _templates(numbers).items():
-        n, todo = sizes[set_name], []
+        n, todo, stim = sizes[set_name], [], naming.sets[set_name]
         for cond in plan.conditions:
-            found = store.load(store.path(cond, plan.mode, set_name, n), [*templates, COSINE])
+            found = store.load(store.path(cond, plan.mode, stim, n), [*templates, COSINE])
             if found is None:
                 todo.append(cond)
             else:
@@ -176,11 +176,11 @@ def condition_answers(run: RunDir, naming: Naming, plan: Design, numbers: Sequen
         blocks = sorted({b for c in todo for b in c.by_block()})
         fill = set_means(run, set_name, blocks) if plan.mode == "mean" else None
         texts = {t: naming.text(t) for t in templates}
-        found = ablated_answers(loaded, naming.sets[set_name], n, todo, plan.mode, texts,
+        found = ablated_answers(loaded, stim, n, todo, plan.mode, texts,
                                 fill=fill, clean=naming.embeddings(set_name),
                                 batch_size=batch_size, dtype=dtype, workers=workers, seed=seed)
         for cond in todo:
-            store.save(store.path(cond, plan.mode, set_name, n), found[cond.name])
+            store.save(store.path(cond, plan.mode, stim, n), found[cond.name])
             out[cond.name][set_name] = found[cond.name]
     return out
 
