@@ -3,7 +3,7 @@
 import numpy as np
 
 from interp.analysis.features import neuron_features, padded_crop
-from interp.analysis.rf import Axis, Field
+from interp.analysis.geometry import Axis, Field
 
 
 def _image(value):
@@ -56,3 +56,13 @@ def test_nf_never_stretched():
     nf = neuron_features(lambda i: grey, np.array([[0, 1]]), np.array([[5.0, 1.0]]),
                          np.array([[[1, 1], [2, 2]]]), field)
     np.testing.assert_allclose(nf, 100 / 255, rtol=1e-6)
+
+
+def test_crops_and_cards_need_no_torch():
+    """Readers of stored fields (crops, the atlas's card processes) import no torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, interp.analysis.features, viz.card; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from interp.analysis import hue
-from interp.analysis.rf import Axis, Field
+from interp.analysis.geometry import Axis, Field
 from interp.rundir import RunDir
 from stimuli.palette import COLOR_TERMS, IS_ACHROMATIC, PALETTE
 

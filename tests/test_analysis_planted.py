@@ -93,7 +93,7 @@ def test_cli_refuses_other_settings_and_missing_sets(run, tmp_path, capsys):
 
 def test_opponent_gray_variant_removes_chroma_only(run):
     from interp.analysis.csi import csi, opponent_gray_activations
-    from interp.analysis.rf import Field
+    from interp.analysis.geometry import Field
     from interp.analysis.runio import load_set
     from interp.models import load_model
     from interp.rundir import RunDir

@@ -14,8 +14,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from interp.analysis.geometry import Field
 from interp.analysis.hue import OPPONENT
-from interp.analysis.rf import Field
 from interp.hooks import trace
 from interp.inputs import autocast, to_input
 from interp.progress import bar

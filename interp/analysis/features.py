@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import sparse
 
-from interp.analysis.rf import Field
+from interp.analysis.geometry import Field
 from interp.progress import bar as progress_bar
 
 MAX_SIDE = 64  # NF side in cells; keeps NFs of 400-pixel fields small (RN50 layer4: 457 px)

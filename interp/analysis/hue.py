@@ -201,7 +201,7 @@ class NullBlock:
 
     weights: np.ndarray  # (units, N) their own top-N activations: the NF weights of the null
     map_shape: tuple[int, int]
-    field: Any  # interp.analysis.rf.Field of the block
+    field: Any  # interp.analysis.geometry.Field of the block
 
 
 def null_pool(rng: np.random.Generator, n_images: int, n: int,

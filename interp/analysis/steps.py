@@ -13,7 +13,7 @@ import zarr
 
 from interp.analysis import hue as hue_mod
 from interp.analysis.features import cell_factor, neuron_features
-from interp.analysis.rf import Field
+from interp.analysis.geometry import Field
 from interp.analysis.selectivity import MULTIMODAL, select_all
 from interp.analysis.topn import TopN
 from interp.progress import bar as progress_bar
