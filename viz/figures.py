@@ -214,8 +214,9 @@ def save(fig: Figure, out: Path, stem: str) -> list[Path]:
     """Write `stem`.png (150 dpi) and `stem`.svg under `out`."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{stem}.png", out / f"{stem}.svg"]
-    for path in paths:
-        fig.savefig(path, dpi=150)
+    fig.savefig(paths[0], dpi=150)
+    fig.set_layout_engine("none")  # the SVG keeps the PNG's layout rather than solving it again
+    fig.savefig(paths[1], dpi=150)
     return paths
 
 
