@@ -46,7 +46,6 @@ def naming_settings(run: RunDir, experiment: int | None, samples_per_combo: int 
             for key, value in given.items()}
 
 
-
 @dataclass
 class Naming:
     """Answers of one model on the stimulus sets, one template at a time (memoised)."""
